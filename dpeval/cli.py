@@ -94,9 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("name", nargs="?", default="open", help="'open' (default) or a directory")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_cmd_template_info)
-    exp = tsub.add_parser(
-        "export", help="write a template in the official DensePose file layout"
-    )
+    exp = tsub.add_parser("export", help="write a template in the official DensePose file layout")
     exp.add_argument("name", help="'open' or a template directory")
     exp.add_argument("directory", help="output directory (created if needed)")
     exp.add_argument(

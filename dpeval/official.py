@@ -297,7 +297,7 @@ def _convert_h5(src: Path, tmp: str, expected: int) -> None:
             if flat is not None:
                 out[start:stop] = flat[start:stop]
             else:  # (1, N) or (N, 1)
-                out[start:stop] = (ds[0, start:stop] if ds.shape[0] == 1 else ds[start:stop, 0])
+                out[start:stop] = ds[0, start:stop] if ds.shape[0] == 1 else ds[start:stop, 0]
         out.flush()
         del out
 

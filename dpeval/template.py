@@ -318,7 +318,7 @@ class BodyTemplate:
                 "part": p,
                 "name": PART_NAMES[p],
                 "chart_vertices": int(m.sum()),
-                "vertices": int(len(np.unique(self.chart_vertex[m]))),
+                "vertices": len(np.unique(self.chart_vertex[m])),
             }
             if fp is not None:
                 fm = fp == p
@@ -434,7 +434,7 @@ def _validate(t: BodyTemplate) -> None:
         if not np.array_equal(t.chart_vertex[cf], f):
             fail("chart_faces do not map onto faces through chart_vertex")
         parts = t.chart_part[cf]
-        if not np.all((parts == parts[:, :1])):
+        if not np.all(parts == parts[:, :1]):
             fail("a chart face mixes chart vertices of different parts")
     if t.face_part is not None and t.face_part.shape != (len(f),):
         fail(f"face_part must have shape ({len(f)},), got {t.face_part.shape}")
@@ -527,8 +527,8 @@ def _load_open(path: Path) -> BodyTemplate:
                 )
             arrays[key] = a
         meta = json.loads(str(data["meta_json"])) if "meta_json" in data.files else {}
-    skin = {k: arrays.pop(k) for k in
-            ("skin_joint", "skin_weight", "joint_name", "joint_position", "joint_parent")}  # fmt: skip
+    skin_keys = ("skin_joint", "skin_weight", "joint_name", "joint_position", "joint_parent")
+    skin = {k: arrays.pop(k) for k in skin_keys}
     source_vertex = arrays.pop("source_vertex")
     meta = {**meta, "source_vertex": source_vertex}
     return BodyTemplate(

@@ -95,7 +95,7 @@ def test_accepts_transposed_and_merged_layouts(tiny_template, tmp_path):
 
 
 def test_missing_files_and_keys(tiny_template, tmp_path):
-    with pytest.raises(TemplateError, match="SMPL_subdiv.mat: file not found"):
+    with pytest.raises(TemplateError, match=r"SMPL_subdiv\.mat: file not found"):
         read_official_dir(tmp_path)
     export_template(tiny_template, tmp_path)
     raw = loadmat(tmp_path / "SMPL_subdiv.mat")
