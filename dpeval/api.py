@@ -1,0 +1,177 @@
+"""The Python API: ``dpeval.score(preds, gt, **options) -> Summary``.
+
+Thin: it reads the inputs (paths or loaded objects), checks them against each other,
+computes the similarities once and runs every requested metric on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import DpevalWarning, FormatError, ParamsError
+from .formats.model import GroundTruth, Predictions
+from .params import EvalParams
+from .report import Summary
+from .template import BodyTemplate, load_template
+
+__all__ = ["METRICS", "score"]
+
+log = logging.getLogger(__name__)
+
+METRICS = ("gps", "gpsm", "iou", "points", "all")
+
+
+def _read(preds: Any, gt: Any) -> tuple[Predictions, GroundTruth]:
+    from .formats import load_ground_truth, load_predictions
+
+    g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    p = preds if isinstance(preds, Predictions) else load_predictions(preds, images=g.images)
+    return p, g
+
+
+def _check_images(
+    p: Predictions, g: GroundTruth, allow_unknown: bool
+) -> tuple[Predictions, int]:
+    items = p.detections if p.kind == "instances" else p.dense
+    unknown = [x for x in items if x.image_id not in g.images]
+    if not unknown:
+        return p, 0
+    ids = sorted({x.image_id for x in unknown})
+    if not allow_unknown:
+        first = unknown[0]
+        raise FormatError(
+            f"{p.source}: record {first.index} (image_id={first.image_id}): image is not in "
+            f"the ground truth {g.source}; {len(unknown)} prediction(s) on {len(ids)} unknown "
+            f"image(s) (first ids: {ids[:5]}). Score against the matching ground truth, or "
+            "pass allow_unknown_images=True (--allow-unknown-images) to leave them out"
+        )
+    warnings.warn(
+        f"{p.source}: left out {len(unknown)} prediction(s) on {len(ids)} image(s) absent "
+        f"from the ground truth (first ids: {ids[:5]})",
+        DpevalWarning,
+        stacklevel=3,
+    )
+    keep = tuple(x for x in items if x.image_id in g.images)
+    if p.kind == "instances":
+        kept = Predictions("instances", detections=keep, format=p.format, source=p.source,
+                           sha256=p.sha256)  # fmt: skip
+    else:
+        kept = Predictions("dense", dense=keep, format=p.format, source=p.source,
+                           sha256=p.sha256)  # fmt: skip
+    return kept, len(unknown)
+
+
+def score(
+    preds: Any,
+    gt: Any,
+    *,
+    template: BodyTemplate | str = "open",
+    metrics: str | Sequence[str] = "all",
+    kappa: str = "per-part",
+    protocol: str = "challenge2019",
+    min_iou: float = 0.5,
+    max_dets: int = 20,
+    workers: int = 2,
+    allow_unknown_images: bool = False,
+    solver: Any = None,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Score DensePose predictions against ground truth.
+
+    Parameters
+    ----------
+    preds : path or Predictions
+        Any supported prediction format (detected by content).
+    gt : path, dict or GroundTruth
+        DensePose-COCO ground truth.
+    template : BodyTemplate or str
+        ``"open"`` (default) or a directory with the official files.
+    metrics : str or sequence of str
+        Among ``gps`` (GPS AP/AR with both kappas), ``gpsm``, ``iou``, ``points`` (RCP,
+        AUC10, AUC30) or ``all``.
+    kappa : {"per-part", "paper"}
+        Kappa of GPSm (GPS is always reported with both).
+    protocol : {"challenge2019", "detectron2"}
+        Mask and point-bound rules where the two official codes differ (default:
+        the 2019 challenge code).
+    min_iou, max_dets : float, int
+        Lowest threshold (0.5; 0.2 gives APex) and detections kept per image.
+    workers : int
+        Threads decoding IUV maps.
+    allow_unknown_images : bool
+        Leave out (with one counted warning) predictions on images absent from the GT
+        instead of failing.
+    solver : GeodesicSolver, optional
+    progress : callable, optional
+        Called with the number of images done.
+
+    Returns
+    -------
+    Summary
+
+    Raises
+    ------
+    FormatError
+        Malformed or inconsistent inputs.
+    ParamsError
+        Unknown metric, kappa or protocol.
+
+    Example
+    -------
+    >>> s = score("examples/preds.json", "examples/gt.json")  # doctest: +SKIP
+    >>> s.metrics["gps_perpart"]["AP"]  # doctest: +SKIP
+    """
+    from . import __version__
+    from .geodesic import GeodesicSolver
+    from .metrics import compute_similarities, evaluate_similarities
+    from .metrics.points import dense_point_errors
+    from .metrics.run import points_block
+
+    wanted = [metrics] if isinstance(metrics, str) else list(metrics)
+    bad = [m for m in wanted if m not in METRICS]
+    if bad or not wanted:
+        raise ParamsError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
+    if "all" in wanted:
+        wanted = ["gps", "gpsm", "iou", "points"]
+    base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
+    tpl = load_template(template) if isinstance(template, str) else template
+    p, g = _read(preds, gt)
+    p, n_unknown = _check_images(p, g, allow_unknown_images)
+    counts = {"predictions left out (image not in the ground truth)": n_unknown}
+    counts = counts if n_unknown else {}
+    solver = solver or GeodesicSolver(tpl)
+    if p.kind == "dense":
+        ap = [m for m in wanted if m != "points"]
+        if ap:
+            raise ParamsError(
+                f"{p.source}: image-level dense maps have no instances, so {ap} cannot be "
+                "computed; use metrics='points' (--metric points)"
+            )
+        dist, part = dense_point_errors(g, p, tpl, solver)
+        summary = {"metrics": {}, "stats": {}, "official_summary": {}, "per_part": []}
+        if "points" in wanted:
+            summary["metrics"]["points"], summary["per_part"] = points_block(dist, part)
+    else:
+        sims = compute_similarities(
+            g, p, tpl, solver, protocol=protocol, with_masks="gpsm" in wanted or "iou" in wanted,
+            max_dets=max_dets, workers=workers, progress=progress,
+        )  # fmt: skip
+        summary = evaluate_similarities(sims, g, tpl, wanted, kappa=kappa, protocol=protocol,
+                                        min_iou=min_iou, max_dets=max_dets)  # fmt: skip
+    return Summary(
+        dpeval_version=__version__,
+        template_id=tpl.id,
+        template_sha256=tpl.checksum,
+        protocol=base.protocol,
+        predictions_sha256=p.sha256,
+        ground_truth_sha256=g.sha256,
+        predictions_format=p.format,
+        metrics=summary["metrics"],
+        stats=summary["stats"],
+        official_summary=summary["official_summary"],
+        per_part_rows=summary["per_part"],
+        warnings=counts,
+    )

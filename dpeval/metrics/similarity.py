@@ -1,0 +1,314 @@
+"""Per (ground truth, detection) similarities: GPS (both kappas), mask IoU, box IoU.
+
+In: :class:`~dpeval.formats.model.GroundTruth`, instance
+:class:`~dpeval.formats.model.Predictions`, a template and a geodesic solver.
+Out: :class:`Similarities`, one :class:`ImageSims` per (image, category) plus the
+per-point geodesic errors that the pointwise metrics need. Everything that depends on
+the metric version is computed once here; matching any mode afterwards is cheap.
+
+Point rule (spec §1.3): a GT point of box (gx, gy, gw, gh) sits at
+``x = gx + dp_x * gw / 255`` (likewise y); relative to a detection box (dx, dy, dw, dh)
+its pixel is ``col = int(x - dx)``, ``row = int(y - dy)`` (truncation toward zero, so up
+to one pixel left of or above the box still counts as inside). It is outside when
+``col < 0``, ``row < 0``, ``col >= Wlim`` or ``row >= Hlim``, with Wlim = dw (float,
+``challenge2019``) or int(dw) (``detectron2``), and never beyond the IUV map. Inside, the
+prediction is ``(I, U/255, V/255)`` of that pixel, mapped to the template's closest
+vertex; background, I > 24 or outside give an infinite distance (the point still counts
+in the mean). GT points whose own vertex is invalid are dropped.
+
+GPS = mean over points of exp(-d^2 / (2 kappa^2)); 0 when a GT has no valid point.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..formats.model import GroundTruth, Predictions
+from ..match import box_iou
+from ..params import KAPPA_PAPER, KAPPA_PER_PART
+from ..template import BodyTemplate
+from .masks import BoxMask, detection_mask, gt_mask, mask_iou
+
+__all__ = ["ImageSims", "Similarities", "compute_similarities", "top_detections"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageSims:
+    """Similarities of one (image, category).
+
+    Attributes
+    ----------
+    image_id, category_id : int
+    gt_index : (G,) int64
+        Indices into ``GroundTruth.annotations`` (file order).
+    det_index : (D,) int64
+        Indices into ``Predictions.detections``: the top ``max_dets`` by score,
+        descending (stable: ties keep file order).
+    det_scores, det_area : (D,) float64
+    gps_paper, gps_per_part : (D, G) float64
+    mask_iou : (D, G) float64 or None
+    box_iou : (D, G) float64
+    """
+
+    image_id: int
+    category_id: int
+    gt_index: np.ndarray
+    det_index: np.ndarray
+    det_scores: np.ndarray
+    det_area: np.ndarray
+    gps_paper: np.ndarray
+    gps_per_part: np.ndarray
+    mask_iou: np.ndarray | None
+    box_iou: np.ndarray
+
+
+@dataclass
+class Similarities:
+    """All images' similarities plus per-point errors of each GT's best detection.
+
+    Attributes
+    ----------
+    images : list of ImageSims
+        Sorted by (image id, category id).
+    point_gt : (N,) int64
+        Annotation index of each dense GT point (all dense GTs, file order).
+    point_part : (N,) int64
+        GT part id of each point.
+    point_dist : (N,) float64
+        Geodesic error (metres) of the point under its GT's best detection (highest
+        per-part GPS, ties to the higher score): inf for a miss or without detection;
+        NaN where the GT point itself has no valid vertex (excluded everywhere).
+    protocol : str
+    """
+
+    images: list[ImageSims]
+    point_gt: np.ndarray
+    point_part: np.ndarray
+    point_dist: np.ndarray
+    protocol: str
+
+
+def top_detections(preds: Predictions, max_dets: int) -> dict[tuple[int, int], np.ndarray]:
+    """Per (image, category): detection indices sorted by score (descending, stable)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, d in enumerate(preds.detections):
+        groups.setdefault((d.image_id, d.category_id), []).append(i)
+    out = {}
+    for key, idx in groups.items():
+        ids = np.asarray(idx, dtype=np.int64)
+        scores = np.array([preds.detections[i].score for i in idx], dtype=np.float64)
+        out[key] = ids[np.argsort(-scores, kind="mergesort")][:max_dets]
+    return out
+
+
+@dataclass
+class _GtPoints:
+    start: np.ndarray  # (A,) slice start per annotation, -1 without points
+    stop: np.ndarray
+    x: np.ndarray  # (N,) absolute image coordinates
+    y: np.ndarray
+    part: np.ndarray
+    vertex: np.ndarray  # (N,) template vertex, -1 invalid
+    owner: np.ndarray  # (N,) annotation index
+
+
+def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
+    n_ann = len(gt.annotations)
+    start = np.full(n_ann, -1, dtype=np.int64)
+    stop = np.full(n_ann, -1, dtype=np.int64)
+    xs, ys, parts, us, vs, owner = [], [], [], [], [], []
+    pos = 0
+    for i, a in enumerate(gt.annotations):
+        if not a.has_dense or a.n_points == 0:
+            continue
+        gx, gy, gw, gh = (float(t) for t in a.bbox)
+        xs.append(gx + a.dp_x * gw / 255.0)
+        ys.append(gy + a.dp_y * gh / 255.0)
+        parts.append(np.asarray(a.dp_I, dtype=np.int64))
+        us.append(a.dp_U)
+        vs.append(a.dp_V)
+        owner.append(np.full(a.n_points, i, dtype=np.int64))
+        start[i], stop[i] = pos, pos + a.n_points
+        pos += a.n_points
+    cat = (lambda parts_, dt: np.concatenate(parts_) if parts_ else np.zeros(0, dtype=dt))  # noqa: E731
+    part = cat(parts, np.int64)
+    vertex = template.closest_vertices(part, cat(us, np.float64), cat(vs, np.float64))
+    return _GtPoints(start, stop, cat(xs, np.float64), cat(ys, np.float64), part, vertex,
+                     cat(owner, np.int64))  # fmt: skip
+
+
+def _sample(iuv: np.ndarray, bbox: np.ndarray, x: np.ndarray, y: np.ndarray,
+            protocol: str, lut: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Predicted template vertex at each GT point (-1 outside / background)."""
+    dx, dy, dw, dh = (float(t) for t in bbox)
+    _, h_arr, w_arr = iuv.shape
+    wlim, hlim = (dw, dh) if protocol == "challenge2019" else (float(int(dw)), float(int(dh)))
+    col = np.trunc(x - dx)
+    row = np.trunc(y - dy)
+    inside = (col >= 0) & (row >= 0) & (col < wlim) & (row < hlim) & (col < w_arr) & (row < h_arr)
+    out = np.full(len(x), -1, dtype=np.int64)
+    if inside.any():
+        c = col[inside].astype(np.int64)
+        r = row[inside].astype(np.int64)
+        i = iuv[0, r, c].astype(np.int64)
+        i[i > 24] = 0
+        out[inside] = lut[i, iuv[1, r, c], iuv[2, r, c]]
+    return out
+
+
+def compute_similarities(
+    gt: GroundTruth,
+    preds: Predictions,
+    template: BodyTemplate,
+    solver,
+    *,
+    protocol: str = "challenge2019",
+    with_masks: bool = True,
+    max_dets: int = 20,
+    workers: int = 2,
+    progress=None,
+) -> Similarities:
+    """Compute every similarity the DensePose metrics need, in one pass over the data.
+
+    Parameters
+    ----------
+    gt : GroundTruth
+    preds : Predictions
+        ``kind == "instances"``.
+    template : BodyTemplate
+    solver : GeodesicSolver
+        Anything with ``pairs(a, b) -> (N,) float64`` metres.
+    protocol : {"challenge2019", "detectron2"}
+    with_masks : bool
+        Compute mask IoUs (needed for GPSm and IoU).
+    max_dets : int
+    workers : int
+        Threads decoding IUV maps and sampling points.
+    progress : callable, optional
+        Called with the number of images done, for progress bars.
+
+    Returns
+    -------
+    Similarities
+    """
+    pts = _gt_points(gt, template)
+    lut = template.uv8_lut
+    tops = top_detections(preds, max_dets)
+    by_key: dict[tuple[int, int], list[int]] = {}
+    for i, a in enumerate(gt.annotations):
+        by_key.setdefault((a.image_id, a.category_id), []).append(i)
+    keys = sorted(set(by_key) | set(tops))
+
+    def one(key: tuple[int, int]):
+        gidx = np.asarray(by_key.get(key, []), dtype=np.int64)
+        didx = tops.get(key, np.zeros(0, dtype=np.int64))
+        info = gt.images.get(key[0])
+        img_h, img_w = (info.height, info.width) if info is not None else (0, 0)
+        dense = [g for g in gidx if pts.start[g] >= 0]
+        sel = (np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
+               if dense else np.zeros(0, dtype=np.int64))  # fmt: skip
+        pred = np.full((len(didx), len(sel)), -1, dtype=np.int64)
+        ious = np.zeros((len(didx), len(gidx))) if with_masks else None
+        gmasks: list[BoxMask] = []
+        if with_masks and len(didx):
+            for g in gidx:
+                a = gt.annotations[g]
+                gmasks.append(gt_mask(a.bbox, a.dp_masks, a.segmentation, img_h, img_w, protocol))
+        for k, d in enumerate(didx):
+            det = preds.detections[d]
+            iuv = det.load_iuv()
+            if len(sel):
+                pred[k] = _sample(iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut)
+            if with_masks:
+                dm = detection_mask(iuv, det.bbox, img_h, img_w)
+                for j, g in enumerate(gidx):
+                    ious[k, j] = mask_iou(dm, gmasks[j], bool(gt.annotations[g].iscrowd))
+        return key, gidx, didx, sel, pred, ious
+
+    results = []
+    if workers > 1 and len(keys) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for n, r in enumerate(pool.map(one, keys), 1):
+                results.append(r)
+                if progress:
+                    progress(n)
+    else:
+        for n, key in enumerate(keys, 1):
+            results.append(one(key))
+            if progress:
+                progress(n)
+
+    # geodesic distances for every (GT point, detection) at once
+    sizes = [r[4].size for r in results]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    all_pred = np.concatenate([r[4].ravel() for r in results]) if results else np.zeros(0, int)
+    all_gtv = (np.concatenate([np.broadcast_to(pts.vertex[r[3]], r[4].shape).ravel()
+                               for r in results]) if results else np.zeros(0, int))  # fmt: skip
+    dist = np.full(len(all_pred), np.inf)
+    ok = (all_pred >= 0) & (all_gtv >= 0)
+    if ok.any():
+        dist[ok] = solver.pairs(all_gtv[ok], all_pred[ok])
+    dist[all_gtv < 0] = np.nan
+
+    k_paper = KAPPA_PAPER
+    k_part = np.asarray(KAPPA_PER_PART)
+    best_gps = np.full(len(gt.annotations), -1.0)
+    best_score = np.full(len(gt.annotations), -np.inf)
+    point_dist = np.full(len(pts.x), np.inf)
+    point_dist[pts.vertex < 0] = np.nan
+    images = []
+    for (key, gidx, didx, sel, pred, ious), o in zip(results, offsets[:-1], strict=True):
+        d = dist[o : o + pred.size].reshape(pred.shape)
+        n_d, n_g = len(didx), len(gidx)
+        gps_paper = np.zeros((n_d, n_g))
+        gps_part = np.zeros((n_d, n_g))
+        if n_d and len(sel):
+            valid = ~np.isnan(d)
+            dd = np.where(valid, d, np.inf)
+            e_paper = np.where(valid, np.exp(-(dd**2) / (2 * k_paper**2)), 0.0)
+            kp = k_part[pts.part[sel]]
+            e_part = np.where(valid, np.exp(-(dd**2) / (2 * kp**2)), 0.0)
+            pos = 0
+            for j, g in enumerate(gidx):
+                if pts.start[g] < 0:
+                    continue
+                n = pts.stop[g] - pts.start[g]
+                block = slice(pos, pos + n)
+                pos += n
+                nv = int(valid[0, block].sum())
+                if nv == 0:
+                    continue
+                gps_paper[:, j] = e_paper[:, block].sum(axis=1) / nv
+                gps_part[:, j] = e_part[:, block].sum(axis=1) / nv
+                for k in range(n_d):  # best detection per GT for the pointwise metrics
+                    s = preds.detections[didx[k]].score
+                    if gps_part[k, j] > best_gps[g] or (
+                        gps_part[k, j] == best_gps[g] and s > best_score[g]
+                    ):
+                        best_gps[g], best_score[g] = gps_part[k, j], s
+                        point_dist[pts.start[g] : pts.stop[g]] = d[k, block]
+        dets = [preds.detections[i] for i in didx]
+        det_boxes = np.array([x.bbox for x in dets], dtype=np.float64).reshape(-1, 4)
+        gt_boxes = np.array([gt.annotations[g].bbox for g in gidx], dtype=np.float64).reshape(-1, 4)
+        crowd = np.array([gt.annotations[g].iscrowd for g in gidx], dtype=bool)
+        images.append(
+            ImageSims(
+                image_id=key[0],
+                category_id=key[1],
+                gt_index=gidx,
+                det_index=didx,
+                det_scores=np.array([x.score for x in dets], dtype=np.float64),
+                det_area=det_boxes[:, 2] * det_boxes[:, 3],
+                gps_paper=gps_paper,
+                gps_per_part=gps_part,
+                mask_iou=ious,
+                box_iou=box_iou(det_boxes, gt_boxes, crowd),
+            )
+        )
+    return Similarities(images, pts.owner, pts.part, point_dist, protocol)

@@ -1,0 +1,121 @@
+"""Evaluation parameters: every threshold and constant of the DensePose protocol.
+
+One frozen :class:`EvalParams` holds what the official ``Params`` object holds for the
+``uv``/``densepose`` iou type; the constants are named here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .errors import ParamsError
+from .template import COARSE_PART
+
+__all__ = [
+    "AREA_RANGES",
+    "KAPPA_PAPER",
+    "KAPPA_PER_PART",
+    "MEAN_DISTANCES",
+    "PROTOCOLS",
+    "EvalParams",
+    "Kappa",
+    "Metric",
+    "Protocol",
+]
+
+Metric = Literal["gps", "gpsm", "iou"]
+Kappa = Literal["paper", "per-part"]
+Protocol = Literal["challenge2019", "detectron2"]
+PROTOCOLS: tuple[str, ...] = ("challenge2019", "detectron2")
+
+KAPPA_PAPER = 0.255
+"""GPS normalisation kappa of the CVPR 2018 paper (metres): 0.3 m error -> GPS 0.5."""
+
+MEAN_DISTANCES: tuple[float, ...] = (0.0, 0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150)
+"""Per coarse part kappa (metres) of the 2018/2019 challenges and detectron2
+(index = coarse part: torso, hands, feet, upper legs, lower legs, upper arms, lower arms,
+head)."""
+
+KAPPA_PER_PART: tuple[float, ...] = tuple(MEAN_DISTANCES[c] for c in COARSE_PART)
+"""Per chart id (0..24) kappa: ``MEAN_DISTANCES[COARSE_PART[I]]``."""
+
+AREA_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("all", 0.0, 1e10),
+    ("medium", 32.0**2, 96.0**2),
+    ("large", 96.0**2, 1e10),
+)
+"""Area ranges of the DensePose evaluation (no "small"); bounds are inclusive."""
+
+BOX_FALLBACK_IOU = 0.8
+"""Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
+
+
+def _thresholds(lo: float) -> np.ndarray:
+    n = int(np.round((0.95 - lo) / 0.05)) + 1
+    return np.linspace(lo, 0.95, n)
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """Parameters of one DensePose evaluation.
+
+    Parameters
+    ----------
+    metric : {"gps", "gpsm", "iou"}
+        Similarity used for matching: GPS, sqrt(GPS * mask IoU), or mask IoU.
+    kappa : {"per-part", "paper"}
+        GPS normalisation: per coarse part (2018/2019 challenges, detectron2; default)
+        or 0.255 for every point (the paper, DensePose before July 2018).
+    protocol : {"challenge2019", "detectron2"}
+        Where the two official codes differ: GT masks for GPSm/IoU (bilinear on labels
+        with half-pixel centres vs binary with corner-aligned zoom) and the box bound
+        for points (float vs int width/height).
+    min_iou : float
+        Lowest threshold; thresholds are ``min_iou:0.05:0.95`` (detectron2's
+        ``MIN_IOU_THRESHOLD``; 0.5 by default, 0.2 gives "APex").
+    max_dets : int
+        Detections kept per image (top by score).
+    """
+
+    metric: Metric = "gps"
+    kappa: Kappa = "per-part"
+    protocol: Protocol = "challenge2019"
+    min_iou: float = 0.5
+    max_dets: int = 20
+    area_ranges: tuple[tuple[str, float, float], ...] = AREA_RANGES
+    rec_thrs: np.ndarray = field(default_factory=lambda: np.linspace(0.0, 1.0, 101))
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("gps", "gpsm", "iou"):
+            raise ParamsError(f"metric must be 'gps', 'gpsm' or 'iou', got {self.metric!r}")
+        if self.kappa not in ("paper", "per-part"):
+            raise ParamsError(f"kappa must be 'paper' or 'per-part', got {self.kappa!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ParamsError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if not (0.0 < self.min_iou <= 0.95):
+            raise ParamsError(f"min_iou must lie in (0, 0.95], got {self.min_iou}")
+        if int(self.max_dets) < 1:
+            raise ParamsError(f"max_dets must be >= 1, got {self.max_dets}")
+
+    @property
+    def iou_thrs(self) -> np.ndarray:
+        """(T,) float64 similarity thresholds, ``min_iou:0.05:0.95``."""
+        return _thresholds(self.min_iou)
+
+    def kappa_of_part(self) -> np.ndarray:
+        """(25,) float64 kappa per chart id 0..24 for this setting."""
+        if self.kappa == "paper":
+            return np.full(25, KAPPA_PAPER)
+        return np.asarray(KAPPA_PER_PART, dtype=np.float64)
+
+    @property
+    def label(self) -> str:
+        """Metric version label printed with every number, e.g. ``gps/per-part``."""
+        if self.metric == "iou":
+            return f"iou/{self.protocol}"
+        if self.metric == "gpsm":
+            return f"gpsm/{self.kappa}/{self.protocol}"
+        return f"gps/{self.kappa}"
