@@ -79,6 +79,71 @@ def _cmd_template_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_gates(items: list[str]) -> list[tuple[str, str, float]]:
+    from .errors import ParamsError
+
+    gates = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        metric, dot, stat = key.partition(".")
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = float("nan")
+        if not sep or not dot or threshold != threshold:
+            raise ParamsError(
+                f"--fail-under {item!r}: expected METRIC.STAT=VALUE, e.g. gps_perpart.AP=0.5 "
+                "or points.AUC10=0.3"
+            )
+        gates.append((metric, stat, threshold))
+    return gates
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .api import score
+    from .errors import ParamsError
+
+    gates = _parse_gates(args.fail_under or [])
+    bar = None
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="images", unit="img", leave=False)
+        progress = lambda n: bar.update(n - bar.n)  # noqa: E731
+    try:
+        summary = score(
+            args.predictions, args.ground_truth, template=args.template,
+            metrics=args.metric or "all", kappa=args.kappa, protocol=args.protocol,
+            min_iou=args.min_iou, workers=args.workers,
+            allow_unknown_images=args.allow_unknown_images, progress=progress,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        Path(args.json).write_text(summary.to_json())
+    if not args.quiet:
+        for line in summary.lines(official=args.official):
+            print(line)
+    failed = []
+    for metric, stat, threshold in gates:
+        block = summary.metrics.get(metric)
+        if block is None or stat not in block:
+            raise ParamsError(
+                f"--fail-under {metric}.{stat}: no such number in this run; metrics run: "
+                f"{sorted(summary.metrics)}"
+            )
+        value = block[stat]
+        if not value >= threshold:
+            failed.append(f"{metric}.{stat} = {value:.4f} < {threshold}")
+    for f in failed:
+        print(f"dpeval: gate missed: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dpeval",
@@ -87,6 +152,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dpeval {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sp = sub.add_parser("score", help="score predictions against DensePose ground truth")
+    sp.add_argument("predictions", help="predictions file or directory (format detected)")
+    sp.add_argument("ground_truth", help="DensePose-COCO ground-truth JSON")
+    sp.add_argument("--template", default="open", help="'open' (default) or a directory")
+    sp.add_argument(
+        "--metric", action="append", choices=("gps", "gpsm", "iou", "points", "all"),
+        help="metric(s) to compute; repeat for several (default: all)",
+    )  # fmt: skip
+    sp.add_argument("--kappa", choices=("per-part", "paper"), default="per-part",
+                    help="kappa of GPSm (GPS is reported with both; default per-part)")  # fmt: skip
+    sp.add_argument("--protocol", choices=("challenge2019", "detectron2"),
+                    default="challenge2019", help="GT-mask and point-bound rules")  # fmt: skip
+    sp.add_argument("--min-iou", type=float, default=0.5,
+                    help="lowest threshold (0.2 gives detectron2's APex)")  # fmt: skip
+    sp.add_argument("--workers", type=int, default=2, help="decoding threads")
+    sp.add_argument("--json", metavar="OUT", help="write the full results as JSON")
+    sp.add_argument("--official", action="store_true",
+                    help="print the official 18-line summaries")  # fmt: skip
+    sp.add_argument("--fail-under", action="append", metavar="METRIC.STAT=VALUE",
+                    help="exit 1 if below VALUE, e.g. gps_perpart.AP=0.5")  # fmt: skip
+    sp.add_argument("--allow-unknown-images", action="store_true",
+                    help="leave out predictions on unknown images")  # fmt: skip
+    sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    sp.set_defaults(func=_cmd_score)
 
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")
