@@ -32,9 +32,7 @@ def _read(preds: Any, gt: Any) -> tuple[Predictions, GroundTruth]:
     return p, g
 
 
-def _check_images(
-    p: Predictions, g: GroundTruth, allow_unknown: bool
-) -> tuple[Predictions, int]:
+def _check_images(p: Predictions, g: GroundTruth, allow_unknown: bool) -> tuple[Predictions, int]:
     items = p.detections if p.kind == "instances" else p.dense
     unknown = [x for x in items if x.image_id not in g.images]
     if not unknown:
@@ -56,11 +54,11 @@ def _check_images(
     )
     keep = tuple(x for x in items if x.image_id in g.images)
     if p.kind == "instances":
-        kept = Predictions("instances", detections=keep, format=p.format, source=p.source,
-                           sha256=p.sha256)  # fmt: skip
+        kept = Predictions(
+            "instances", detections=keep, format=p.format, source=p.source, sha256=p.sha256
+        )
     else:
-        kept = Predictions("dense", dense=keep, format=p.format, source=p.source,
-                           sha256=p.sha256)  # fmt: skip
+        kept = Predictions("dense", dense=keep, format=p.format, source=p.source, sha256=p.sha256)
     return kept, len(unknown)
 
 
@@ -156,11 +154,19 @@ def score(
             summary["metrics"]["points"], summary["per_part"] = points_block(dist, part)
     else:
         sims = compute_similarities(
-            g, p, tpl, solver, protocol=protocol, with_masks="gpsm" in wanted or "iou" in wanted,
-            max_dets=max_dets, workers=workers, progress=progress,
-        )  # fmt: skip
-        summary = evaluate_similarities(sims, g, tpl, wanted, kappa=kappa, protocol=protocol,
-                                        min_iou=min_iou, max_dets=max_dets)  # fmt: skip
+            g,
+            p,
+            tpl,
+            solver,
+            protocol=protocol,
+            with_masks="gpsm" in wanted or "iou" in wanted,
+            max_dets=max_dets,
+            workers=workers,
+            progress=progress,
+        )
+        summary = evaluate_similarities(
+            sims, g, tpl, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
+        )
     return Summary(
         dpeval_version=__version__,
         template_id=tpl.id,

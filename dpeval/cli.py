@@ -115,11 +115,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
         progress = lambda n: bar.update(n - bar.n)  # noqa: E731
     try:
         summary = score(
-            args.predictions, args.ground_truth, template=args.template,
-            metrics=args.metric or "all", kappa=args.kappa, protocol=args.protocol,
-            min_iou=args.min_iou, workers=args.workers,
-            allow_unknown_images=args.allow_unknown_images, progress=progress,
-        )  # fmt: skip
+            args.predictions,
+            args.ground_truth,
+            template=args.template,
+            metrics=args.metric or "all",
+            kappa=args.kappa,
+            protocol=args.protocol,
+            min_iou=args.min_iou,
+            workers=args.workers,
+            allow_unknown_images=args.allow_unknown_images,
+            progress=progress,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -158,23 +164,40 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("ground_truth", help="DensePose-COCO ground-truth JSON")
     sp.add_argument("--template", default="open", help="'open' (default) or a directory")
     sp.add_argument(
-        "--metric", action="append", choices=("gps", "gpsm", "iou", "points", "all"),
+        "--metric",
+        action="append",
+        choices=("gps", "gpsm", "iou", "points", "all"),
         help="metric(s) to compute; repeat for several (default: all)",
-    )  # fmt: skip
-    sp.add_argument("--kappa", choices=("per-part", "paper"), default="per-part",
-                    help="kappa of GPSm (GPS is reported with both; default per-part)")  # fmt: skip
-    sp.add_argument("--protocol", choices=("challenge2019", "detectron2"),
-                    default="challenge2019", help="GT-mask and point-bound rules")  # fmt: skip
-    sp.add_argument("--min-iou", type=float, default=0.5,
-                    help="lowest threshold (0.2 gives detectron2's APex)")  # fmt: skip
+    )
+    sp.add_argument(
+        "--kappa",
+        choices=("per-part", "paper"),
+        default="per-part",
+        help="kappa of GPSm (GPS is reported with both; default per-part)",
+    )
+    sp.add_argument(
+        "--protocol",
+        choices=("challenge2019", "detectron2"),
+        default="challenge2019",
+        help="GT-mask and point-bound rules",
+    )
+    sp.add_argument(
+        "--min-iou", type=float, default=0.5, help="lowest threshold (0.2 gives detectron2's APex)"
+    )
     sp.add_argument("--workers", type=int, default=2, help="decoding threads")
     sp.add_argument("--json", metavar="OUT", help="write the full results as JSON")
-    sp.add_argument("--official", action="store_true",
-                    help="print the official 18-line summaries")  # fmt: skip
-    sp.add_argument("--fail-under", action="append", metavar="METRIC.STAT=VALUE",
-                    help="exit 1 if below VALUE, e.g. gps_perpart.AP=0.5")  # fmt: skip
-    sp.add_argument("--allow-unknown-images", action="store_true",
-                    help="leave out predictions on unknown images")  # fmt: skip
+    sp.add_argument("--official", action="store_true", help="print the official 18-line summaries")
+    sp.add_argument(
+        "--fail-under",
+        action="append",
+        metavar="METRIC.STAT=VALUE",
+        help="exit 1 if below VALUE, e.g. gps_perpart.AP=0.5",
+    )
+    sp.add_argument(
+        "--allow-unknown-images",
+        action="store_true",
+        help="leave out predictions on unknown images",
+    )
     sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     sp.set_defaults(func=_cmd_score)
 

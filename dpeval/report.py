@@ -91,26 +91,31 @@ class Summary:
         """The documented JSON structure as Python objects."""
         per_part = {
             str(r["part"]): {
-                "name": r["name"], "n_points": r["n_points"], "AUC10": r["auc10"],
-                "AUC30": r["auc30"], "mean_error_cm": r["mean_error_cm"],
+                "name": r["name"],
+                "n_points": r["n_points"],
+                "AUC10": r["auc10"],
+                "AUC30": r["auc30"],
+                "mean_error_cm": r["mean_error_cm"],
                 "miss_rate": r["miss_rate"],
             }
             for r in self.per_part_rows
-        }  # fmt: skip
-        return _clean({
-            "dpeval_version": self.dpeval_version,
-            "template": {"id": self.template_id, "sha256": self.template_sha256},
-            "protocol": self.protocol,
-            "inputs": {
-                "predictions_sha256": self.predictions_sha256,
-                "ground_truth_sha256": self.ground_truth_sha256,
-                "predictions_format": self.predictions_format,
-            },
-            "metrics": self.metrics,
-            "per_part": per_part,
-            "official_summary": self.official_summary,
-            "warnings": self.warnings,
-        })  # fmt: skip
+        }
+        return _clean(
+            {
+                "dpeval_version": self.dpeval_version,
+                "template": {"id": self.template_id, "sha256": self.template_sha256},
+                "protocol": self.protocol,
+                "inputs": {
+                    "predictions_sha256": self.predictions_sha256,
+                    "ground_truth_sha256": self.ground_truth_sha256,
+                    "predictions_format": self.predictions_format,
+                },
+                "metrics": self.metrics,
+                "per_part": per_part,
+                "official_summary": self.official_summary,
+                "warnings": self.warnings,
+            }
+        )
 
     def to_json(self) -> str:
         """Stable JSON text (sorted keys, 2-space indent, trailing newline)."""
@@ -135,8 +140,11 @@ class Summary:
                 out.append(f"{k:<12}" + "".join(_fmt(m.get(n)) for n in names))
         if "points" in self.metrics:
             p = self.metrics["points"]
-            out += ["", f"points: AUC10 {_num(p['AUC10'])}  AUC30 {_num(p['AUC30'])}  "
-                        f"({p['n_points']} GT points)"]  # fmt: skip
+            out += [
+                "",
+                f"points: AUC10 {_num(p['AUC10'])}  AUC30 {_num(p['AUC30'])}  "
+                f"({p['n_points']} GT points)",
+            ]
         for kind, n in sorted(self.warnings.items()):
             out.append(f"warning: {kind}: {n}")
         return out

@@ -75,13 +75,61 @@ right; ...) without saying which member is front or back; dpeval's open template
 lower id for the back half. The official SMPL charts keep their own convention."""
 
 MIRROR_PART: tuple[int, ...] = (
-    0, 1, 2, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23,
-)  # fmt: skip
+    0,
+    1,
+    2,
+    4,
+    3,
+    6,
+    5,
+    8,
+    7,
+    10,
+    9,
+    12,
+    11,
+    14,
+    13,
+    16,
+    15,
+    18,
+    17,
+    20,
+    19,
+    22,
+    21,
+    24,
+    23,
+)
 """Part id of the left/right mirror image of each part id (index = id)."""
 
 COARSE_PART: tuple[int, ...] = (
-    0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8,
-)  # fmt: skip
+    0,
+    1,
+    1,
+    2,
+    2,
+    3,
+    3,
+    4,
+    4,
+    4,
+    4,
+    5,
+    5,
+    5,
+    5,
+    6,
+    6,
+    6,
+    6,
+    7,
+    7,
+    7,
+    7,
+    8,
+    8,
+)
 """Coarse body part (1 torso, 2 hands, 3 feet, 4 upper legs, 5 lower legs, 6 upper arms,
 7 lower arms, 8 head) of each chart id, the ``CoarseParts`` table of the official code."""
 
@@ -165,8 +213,16 @@ class BodyTemplate:
     source: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("vertices", "faces", "chart_part", "chart_uv", "chart_vertex",
-                     "chart_faces", "face_part", "mirror"):  # fmt: skip
+        for name in (
+            "vertices",
+            "faces",
+            "chart_part",
+            "chart_uv",
+            "chart_vertex",
+            "chart_faces",
+            "face_part",
+            "mirror",
+        ):
             object.__setattr__(self, name, _readonly(getattr(self, name)))
         if self.skinning is not None:
             object.__setattr__(
@@ -301,6 +357,24 @@ class BodyTemplate:
         ok = cv >= 0
         out[ok] = self.chart_vertex[cv[ok]]
         return out
+
+    @functools.cached_property
+    def uv8_lut(self) -> np.ndarray:
+        """(25, 256, 256) int32: 3D vertex of ``(I, U8/255, V8/255)`` for quantised charts.
+
+        Predictions store U and V as uint8 (value * 255), so their closest vertex takes
+        one of 24 * 256 * 256 answers; this table holds them all (row 0 and ids outside
+        1..24 are -1), computed once by :meth:`closest_vertices` with the same rule.
+        """
+        g = np.arange(256, dtype=np.float64) / 255.0
+        uu, vv = np.meshgrid(g, g, indexing="ij")
+        lut = np.full((N_PARTS + 1, 256, 256), -1, dtype=np.int32)
+        for p in range(1, N_PARTS + 1):
+            lut[p] = self.closest_vertices(np.full(uu.size, p), uu.ravel(), vv.ravel()).reshape(
+                256, 256
+            )
+        lut.flags.writeable = False
+        return lut
 
     # ------------------------------------------------------------- statistics
     def part_stats(self) -> list[dict[str, Any]]:

@@ -30,8 +30,17 @@ __all__ = ["STAT_NAMES", "DensePoseEval", "accumulate", "similarity_matrix"]
 log = logging.getLogger(__name__)
 
 STAT_NAMES: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl",
-)  # fmt: skip
+    "AP",
+    "AP50",
+    "AP75",
+    "APm",
+    "APl",
+    "AR",
+    "AR50",
+    "AR75",
+    "ARm",
+    "ARl",
+)
 """Names of the ten detectron2-style numbers (fractions, not percentages)."""
 
 
@@ -178,14 +187,21 @@ class DensePoseEval:
         """Compute similarities (once) and match every image for every area range."""
         p = self.params
         if self.similarities is None or (
-            p.metric != "gps" and self.similarities.images and
-            self.similarities.images[0].mask_iou is None
-        ):  # fmt: skip
+            p.metric != "gps"
+            and self.similarities.images
+            and self.similarities.images[0].mask_iou is None
+        ):
             self.similarities = compute_similarities(
-                self.gt, self.preds, self.template, self.solver,
-                protocol=p.protocol, with_masks=p.metric != "gps", max_dets=p.max_dets,
-                workers=self.workers, progress=self.progress,
-            )  # fmt: skip
+                self.gt,
+                self.preds,
+                self.template,
+                self.solver,
+                protocol=p.protocol,
+                with_masks=p.metric != "gps",
+                max_dets=p.max_dets,
+                workers=self.workers,
+                progress=self.progress,
+            )
         gts = self.gt.annotations
         thr = p.iou_thrs
         matches: dict[tuple[int, int, int], ImageMatch] = {}
@@ -196,9 +212,16 @@ class DensePoseEval:
             area = np.array([gts[g].area for g in s.gt_index], dtype=np.float64)
             for a, (_, lo, hi) in enumerate(p.area_ranges):
                 matches[(s.image_id, s.category_id, a)] = match_image(
-                    sim, s.box_iou, no_dense, crowd, area, s.det_area, s.det_scores,
-                    (lo, hi), thr,
-                )  # fmt: skip
+                    sim,
+                    s.box_iou,
+                    no_dense,
+                    crowd,
+                    area,
+                    s.det_area,
+                    s.det_scores,
+                    (lo, hi),
+                    thr,
+                )
         self.matches = matches
 
     def accumulate(self) -> None:
@@ -243,9 +266,15 @@ class DensePoseEval:
         lo = f"{p.iou_thrs[0]:0.2f}:{p.iou_thrs[-1]:0.2f}"
         rows: list[tuple[bool, float | None, str]] = [(True, None, "all")]
         rows += [(True, float(t), "all") for t in p.iou_thrs]
-        rows += [(True, None, "medium"), (True, None, "large"), (False, None, "all"),
-                 (False, 0.5, "all"), (False, 0.75, "all"), (False, None, "medium"),
-                 (False, None, "large")]  # fmt: skip
+        rows += [
+            (True, None, "medium"),
+            (True, None, "large"),
+            (False, None, "all"),
+            (False, 0.5, "all"),
+            (False, 0.75, "all"),
+            (False, None, "medium"),
+            (False, None, "large"),
+        ]
         stats, lines = [], []
         for ap, thr, area in rows:
             v = self._mean(ap, thr, area)
@@ -272,13 +301,19 @@ class DensePoseEval:
         for t in (0.2, 0.3, 0.4):
             if p.iou_thrs.min() <= t + 0.001:
                 out[f"AP{int(t * 100)}"] = self._mean(True, t)
-        out.update({
-            "AP50": self._mean(True, 0.5), "AP75": self._mean(True, 0.75),
-            "APm": self._mean(True, area="medium"), "APl": self._mean(True, area="large"),
-            "AR": self._mean(False), "AR50": self._mean(False, 0.5),
-            "AR75": self._mean(False, 0.75), "ARm": self._mean(False, area="medium"),
-            "ARl": self._mean(False, area="large"),
-        })  # fmt: skip
+        out.update(
+            {
+                "AP50": self._mean(True, 0.5),
+                "AP75": self._mean(True, 0.75),
+                "APm": self._mean(True, area="medium"),
+                "APl": self._mean(True, area="large"),
+                "AR": self._mean(False),
+                "AR50": self._mean(False, 0.5),
+                "AR75": self._mean(False, 0.75),
+                "ARm": self._mean(False, area="medium"),
+                "ARl": self._mean(False, area="large"),
+            }
+        )
         return out
 
     def run(self) -> dict[str, float]:

@@ -23,12 +23,20 @@ pasted at ``(int(x), int(y))``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BoxMask", "detection_mask", "gt_mask", "mask_iou", "resize_linear_halfpixel"]
+__all__ = [
+    "BoxMask",
+    "decode_rle",
+    "detection_mask",
+    "gt_mask",
+    "mask_iou",
+    "resize_linear_halfpixel",
+]
 
 _GRID = 256
 
@@ -47,8 +55,15 @@ class BoxMask:
         return BoxMask(0, 0, np.zeros((0, 0), dtype=bool), 0)
 
 
-def _place(mask: np.ndarray, x0: int, y0: int, img_w: int, img_h: int,
-           x_stop: int | None = None, y_stop: int | None = None) -> BoxMask:  # fmt: skip
+def _place(
+    mask: np.ndarray,
+    x0: int,
+    y0: int,
+    img_w: int,
+    img_h: int,
+    x_stop: int | None = None,
+    y_stop: int | None = None,
+) -> BoxMask:
     """Paste ``mask`` at (x0, y0), clipped to the image (and to x_stop/y_stop)."""
     h, w = mask.shape
     xe = min(x0 + w, img_w if x_stop is None else min(x_stop, img_w))
@@ -86,14 +101,20 @@ def resize_linear_halfpixel(src: np.ndarray, out_h: int, out_w: int) -> np.ndarr
     return rows[r0] * (1 - wr64)[:, None] + rows[r1] * wr64[:, None]
 
 
-def _label_map(dp_masks: tuple[Any, ...]) -> np.ndarray:
+def decode_rle(rle: Any) -> np.ndarray:
+    """pycocotools decode, without its NumPy 2 ``copy=False`` deprecation noise."""
     from pycocotools import mask as mask_utils
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*copy keyword")
+        return mask_utils.decode(rle)
+
+
+def _label_map(dp_masks: tuple[Any, ...]) -> np.ndarray:
     label = np.zeros((_GRID, _GRID), dtype=np.float64)
     for k, rle in enumerate(dp_masks, start=1):
         if rle:
-            m = mask_utils.decode(rle)
-            label[m > 0] = k
+            label[decode_rle(rle) > 0] = k
     return label
 
 
@@ -132,7 +153,7 @@ def gt_mask(
             rle = mask_utils.frPyObjects(segmentation, img_h, img_w)
         else:
             rle = segmentation
-        full = mask_utils.decode(rle).astype(bool)
+        full = decode_rle(rle).astype(bool)
         ys, xs = np.nonzero(full)
         if len(xs) == 0:
             return BoxMask.empty()

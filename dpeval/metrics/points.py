@@ -68,7 +68,7 @@ def auc(dist: np.ndarray, a: float) -> float:
     0.5
     """
     d = np.asarray(dist, dtype=np.float64)
-    d = d[~np.isnan(d)]
+    d = np.sort(d[~np.isnan(d)])  # sorted: the sum does not depend on the point order
     if len(d) == 0:
         return float("nan")
     return float(np.mean(np.clip(1.0 - d / a, 0.0, 1.0)))
@@ -105,18 +105,21 @@ def point_metrics(dist: np.ndarray, part: np.ndarray) -> PointMetrics:
     rows = []
     for p in range(1, N_PARTS + 1):
         d = dist[part == p]
-        finite = d[np.isfinite(d)]
-        rows.append({
-            "part": p,
-            "name": PART_NAMES[p],
-            "n_points": len(d),
-            "auc10": auc(d, 0.10),
-            "auc30": auc(d, 0.30),
-            "mean_error_cm": float(finite.mean() * 100) if len(finite) else float("nan"),
-            "miss_rate": float(np.mean(~np.isfinite(d))) if len(d) else float("nan"),
-        })  # fmt: skip
-    return PointMetrics(len(dist), auc(dist, 0.10), auc(dist, 0.30),
-                        ratio_correct_points(dist), rows)  # fmt: skip
+        finite = np.sort(d[np.isfinite(d)])
+        rows.append(
+            {
+                "part": p,
+                "name": PART_NAMES[p],
+                "n_points": len(d),
+                "auc10": auc(d, 0.10),
+                "auc30": auc(d, 0.30),
+                "mean_error_cm": float(finite.mean() * 100) if len(finite) else float("nan"),
+                "miss_rate": float(np.mean(~np.isfinite(d))) if len(d) else float("nan"),
+            }
+        )
+    return PointMetrics(
+        len(dist), auc(dist, 0.10), auc(dist, 0.30), ratio_correct_points(dist), rows
+    )
 
 
 def dense_point_errors(

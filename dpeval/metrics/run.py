@@ -57,10 +57,12 @@ def evaluate_similarities(
         runs.append(("iou", "iou", kappa))
     empty = Predictions("instances")
     for key, metric, k in runs:
-        params = EvalParams(metric=metric, kappa=k, protocol=protocol, min_iou=min_iou,
-                            max_dets=max_dets)  # type: ignore[arg-type]  # fmt: skip
-        ev = DensePoseEval(gt, empty, template=template, params=params, solver=False,
-                           similarities=sims)  # fmt: skip
+        params = EvalParams(
+            metric=metric, kappa=k, protocol=protocol, min_iou=min_iou, max_dets=max_dets
+        )  # type: ignore[arg-type]
+        ev = DensePoseEval(
+            gt, empty, template=template, params=params, solver=False, similarities=sims
+        )
         ev.evaluate()
         ev.accumulate()
         out["official_summary"][key] = ev.summarize()

@@ -136,15 +136,17 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
         owner.append(np.full(a.n_points, i, dtype=np.int64))
         start[i], stop[i] = pos, pos + a.n_points
         pos += a.n_points
-    cat = (lambda parts_, dt: np.concatenate(parts_) if parts_ else np.zeros(0, dtype=dt))  # noqa: E731
+    cat = lambda parts_, dt: np.concatenate(parts_) if parts_ else np.zeros(0, dtype=dt)  # noqa: E731
     part = cat(parts, np.int64)
     vertex = template.closest_vertices(part, cat(us, np.float64), cat(vs, np.float64))
-    return _GtPoints(start, stop, cat(xs, np.float64), cat(ys, np.float64), part, vertex,
-                     cat(owner, np.int64))  # fmt: skip
+    return _GtPoints(
+        start, stop, cat(xs, np.float64), cat(ys, np.float64), part, vertex, cat(owner, np.int64)
+    )
 
 
-def _sample(iuv: np.ndarray, bbox: np.ndarray, x: np.ndarray, y: np.ndarray,
-            protocol: str, lut: np.ndarray) -> np.ndarray:  # fmt: skip
+def _sample(
+    iuv: np.ndarray, bbox: np.ndarray, x: np.ndarray, y: np.ndarray, protocol: str, lut: np.ndarray
+) -> np.ndarray:
     """Predicted template vertex at each GT point (-1 outside / background)."""
     dx, dy, dw, dh = (float(t) for t in bbox)
     _, h_arr, w_arr = iuv.shape
@@ -211,8 +213,11 @@ def compute_similarities(
         info = gt.images.get(key[0])
         img_h, img_w = (info.height, info.width) if info is not None else (0, 0)
         dense = [g for g in gidx if pts.start[g] >= 0]
-        sel = (np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
-               if dense else np.zeros(0, dtype=np.int64))  # fmt: skip
+        sel = (
+            np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
+            if dense
+            else np.zeros(0, dtype=np.int64)
+        )
         pred = np.full((len(didx), len(sel)), -1, dtype=np.int64)
         ious = np.zeros((len(didx), len(gidx))) if with_masks else None
         gmasks: list[BoxMask] = []
@@ -248,8 +253,11 @@ def compute_similarities(
     sizes = [r[4].size for r in results]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     all_pred = np.concatenate([r[4].ravel() for r in results]) if results else np.zeros(0, int)
-    all_gtv = (np.concatenate([np.broadcast_to(pts.vertex[r[3]], r[4].shape).ravel()
-                               for r in results]) if results else np.zeros(0, int))  # fmt: skip
+    all_gtv = (
+        np.concatenate([np.broadcast_to(pts.vertex[r[3]], r[4].shape).ravel() for r in results])
+        if results
+        else np.zeros(0, int)
+    )
     dist = np.full(len(all_pred), np.inf)
     ok = (all_pred >= 0) & (all_gtv >= 0)
     if ok.any():

@@ -59,8 +59,12 @@ class DensePoseMetric:
         EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
         self.template = load_template(template) if isinstance(template, str) else template
         self.metrics = list(metrics or ["gps", "gpsm", "iou", "points"])
-        self.options = {"kappa": kappa, "protocol": protocol, "min_iou": min_iou,
-                        "max_dets": max_dets}  # fmt: skip
+        self.options = {
+            "kappa": kappa,
+            "protocol": protocol,
+            "min_iou": min_iou,
+            "max_dets": max_dets,
+        }
         if solver is None:
             from ..geodesic import GeodesicSolver
 
@@ -102,10 +106,15 @@ class DensePoseMetric:
                 "batch's ground truth"
             )
         sims = compute_similarities(
-            g, p, self.template, self.solver, protocol=self.options["protocol"],
+            g,
+            p,
+            self.template,
+            self.solver,
+            protocol=self.options["protocol"],
             with_masks="gpsm" in self.metrics or "iou" in self.metrics,
-            max_dets=self.options["max_dets"], workers=self.workers,
-        )  # fmt: skip
+            max_dets=self.options["max_dets"],
+            workers=self.workers,
+        )
         self._offsets.append(len(self._annotations))
         self._images.update(g.images)
         self._annotations.extend(g.annotations)
@@ -123,7 +132,12 @@ class DensePoseMetric:
             pp.append(sims.point_part)
             pd.append(sims.point_dist)
         images.sort(key=lambda s: (s.image_id, s.category_id))
-        merged = Similarities(images, np.concatenate(pg), np.concatenate(pp),
-                              np.concatenate(pd), self.options["protocol"])  # fmt: skip
+        merged = Similarities(
+            images,
+            np.concatenate(pg),
+            np.concatenate(pp),
+            np.concatenate(pd),
+            self.options["protocol"],
+        )
         gt = GroundTruth(images=dict(self._images), annotations=tuple(self._annotations))
         return evaluate_similarities(merged, gt, self.template, self.metrics, **self.options)

@@ -32,8 +32,16 @@ def random_dataset(seed: int, n_images: int = 40):
             x, y = rng.uniform(0, 400), rng.uniform(0, 300)
             crowd = int(k > 0 and rng.random() < 0.15)
             area = float(w * h * rng.uniform(0.5, 1.0))
-            gts.append({"id": ann_id, "image_id": img, "category_id": 1, "bbox": [x, y, w, h],
-                        "area": area, "iscrowd": crowd})  # fmt: skip
+            gts.append(
+                {
+                    "id": ann_id,
+                    "image_id": img,
+                    "category_id": 1,
+                    "bbox": [x, y, w, h],
+                    "area": area,
+                    "iscrowd": crowd,
+                }
+            )
             ann_id += 1
             boxes.append((x, y, w, h))
         for _ in range(rng.integers(0, 25)):
@@ -61,9 +69,16 @@ def ours(images, gts, dts, params):
         sim = box_iou(db, gb, crowd)
         for a, (_, lo, hi) in enumerate(params.area_ranges):
             matches[(im["id"], 1, a)] = match_image(
-                sim, None, crowd, crowd, np.array([x["area"] for x in g]),
-                db[:, 2] * db[:, 3], np.array([x["score"] for x in d]), (lo, hi), thr,
-            )  # fmt: skip
+                sim,
+                None,
+                crowd,
+                crowd,
+                np.array([x["area"] for x in g]),
+                db[:, 2] * db[:, 3],
+                np.array([x["score"] for x in d]),
+                (lo, hi),
+                thr,
+            )
     return accumulate(matches, [im["id"] for im in images], [1], params)
 
 
@@ -73,8 +88,11 @@ def theirs(images, gts, dts, params):
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
-        coco.dataset = {"images": images, "annotations": gts,
-                        "categories": [{"id": 1, "name": "person"}]}  # fmt: skip
+        coco.dataset = {
+            "images": images,
+            "annotations": gts,
+            "categories": [{"id": 1, "name": "person"}],
+        }
         coco.createIndex()
         res = coco.loadRes([dict(d) for d in dts]) if dts else None
         ev = COCOeval(coco, res, "bbox")

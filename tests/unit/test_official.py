@@ -42,8 +42,9 @@ def test_round_trip_open_template(open_template, tmp_path):
 
 
 def test_round_trip_with_distances(tiny_template, tmp_path, monkeypatch):
-    files = export_template(tiny_template, tmp_path, with_distances=True,
-                            distances=euclid_condensed)  # fmt: skip
+    files = export_template(
+        tiny_template, tmp_path, with_distances=True, distances=euclid_condensed
+    )
     assert files[-1].name == "Pdist_matrix.pkl"
     back = load_template(tmp_path)
     n = tiny_template.n_vertices
@@ -83,11 +84,16 @@ def test_reads_hdf5_distance_table(tiny_template, tmp_path):
 def test_accepts_transposed_and_merged_layouts(tiny_template, tmp_path):
     """vertex as (N, 3) per merged vertex and faces indexing merged vertices."""
     t = tiny_template
-    savemat(tmp_path / "SMPL_subdiv.mat", {
-        "U_subdiv": t.chart_uv[:, 0][None], "V_subdiv": t.chart_uv[:, 1][None],
-        "Part_ID_subdiv": t.chart_part[None].astype(float),
-        "vertex": np.asarray(t.vertices), "faces": t.faces + 1,
-    })  # fmt: skip
+    savemat(
+        tmp_path / "SMPL_subdiv.mat",
+        {
+            "U_subdiv": t.chart_uv[:, 0][None],
+            "V_subdiv": t.chart_uv[:, 1][None],
+            "Part_ID_subdiv": t.chart_part[None].astype(float),
+            "vertex": np.asarray(t.vertices),
+            "faces": t.faces + 1,
+        },
+    )
     savemat(tmp_path / "SMPL_SUBDIV_TRANSFORM.mat", {"index": (t.chart_vertex + 1)[None]})
     back = read_official_dir(tmp_path)
     assert back.checksum == t.checksum

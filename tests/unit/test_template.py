@@ -101,9 +101,14 @@ def test_chart_folds_detects_a_flipped_triangle(open_template):
     f = t.chart_faces[np.flatnonzero(t.face_part == 5)[10]]
     uv[f[0]], uv[f[1]] = t.chart_uv[f[1]], t.chart_uv[f[0]]  # swap two corners: a fold
     bad = BodyTemplate(
-        id="bad", vertices=t.vertices, faces=t.faces, chart_part=t.chart_part,
-        chart_uv=uv, chart_vertex=t.chart_vertex, chart_faces=t.chart_faces,
-    )  # fmt: skip
+        id="bad",
+        vertices=t.vertices,
+        faces=t.faces,
+        chart_part=t.chart_part,
+        chart_uv=uv,
+        chart_vertex=t.chart_vertex,
+        chart_faces=t.chart_faces,
+    )
     assert chart_folds(bad)[4] > 0
 
 
@@ -178,8 +183,9 @@ def test_left_right_symmetry(open_template):
         else:
             np.testing.assert_allclose(
                 np.sort(t.chart_uv[t.chart_part == p], axis=0),
-                np.sort(t.chart_uv[t.chart_part == q], axis=0), atol=1e-6,
-            )  # fmt: skip
+                np.sort(t.chart_uv[t.chart_part == q], axis=0),
+                atol=1e-6,
+            )
 
 
 def test_parts_sit_where_their_names_say(open_template):
@@ -269,10 +275,13 @@ def test_closest_ties_go_to_lowest_index():
     faces = np.array([[0, 1, 2], [1, 3, 2]])
     # chart vertices 0 and 2 sit at the same (U, V); 1 and 3 are equidistant from (0.5, 1)
     t = BodyTemplate(
-        id="ties", vertices=verts, faces=faces, chart_part=np.array([1, 1, 1, 1]),
+        id="ties",
+        vertices=verts,
+        faces=faces,
+        chart_part=np.array([1, 1, 1, 1]),
         chart_uv=np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0]]),
         chart_vertex=np.array([3, 1, 0, 2]),
-    )  # fmt: skip
+    )
     cv = t.closest_chart_vertices([1, 1, 1], [0.0, 0.5, 0.1], [0.0, 1.0, 0.05])
     assert cv.tolist() == [0, 1, 0]
     assert t.closest_vertices([1], [0.5], [1.0]).tolist() == [1]
@@ -283,10 +292,13 @@ def test_closest_many_ties_fall_back_to_scan():
     n = 9
     verts = np.random.default_rng(1).random((n + 2, 3))
     t = BodyTemplate(
-        id="ties9", vertices=verts, faces=np.array([[n, n + 1, 0]]),
-        chart_part=np.ones(n, int), chart_uv=np.full((n, 2), 0.25),
+        id="ties9",
+        vertices=verts,
+        faces=np.array([[n, n + 1, 0]]),
+        chart_part=np.ones(n, int),
+        chart_uv=np.full((n, 2), 0.25),
         chart_vertex=np.arange(n)[::-1].copy(),
-    )  # fmt: skip
+    )
     assert t.closest_chart_vertices([1], [0.3], [0.3]).tolist() == [0]
 
 
@@ -324,14 +336,32 @@ def test_npz_missing_key(tmp_path, open_template):
 def test_validation_messages():
     v = np.zeros((3, 3))
     with pytest.raises(TemplateError, match="face vertex ids"):
-        BodyTemplate(id="x", vertices=v, faces=np.array([[0, 1, 5]]), chart_part=np.array([1]),
-                     chart_uv=np.array([[0.5, 0.5]]), chart_vertex=np.array([0]))  # fmt: skip
+        BodyTemplate(
+            id="x",
+            vertices=v,
+            faces=np.array([[0, 1, 5]]),
+            chart_part=np.array([1]),
+            chart_uv=np.array([[0.5, 0.5]]),
+            chart_vertex=np.array([0]),
+        )
     with pytest.raises(TemplateError, match=r"\[0, 1\]"):
-        BodyTemplate(id="x", vertices=v, faces=np.array([[0, 1, 2]]), chart_part=np.array([1]),
-                     chart_uv=np.array([[1.5, 0.5]]), chart_vertex=np.array([0]))  # fmt: skip
+        BodyTemplate(
+            id="x",
+            vertices=v,
+            faces=np.array([[0, 1, 2]]),
+            chart_part=np.array([1]),
+            chart_uv=np.array([[1.5, 0.5]]),
+            chart_vertex=np.array([0]),
+        )
     with pytest.raises(TemplateError, match=r"1\.\.24"):
-        BodyTemplate(id="x", vertices=v, faces=np.array([[0, 1, 2]]), chart_part=np.array([25]),
-                     chart_uv=np.array([[0.5, 0.5]]), chart_vertex=np.array([0]))  # fmt: skip
+        BodyTemplate(
+            id="x",
+            vertices=v,
+            faces=np.array([[0, 1, 2]]),
+            chart_part=np.array([25]),
+            chart_uv=np.array([[0.5, 0.5]]),
+            chart_vertex=np.array([0]),
+        )
 
 
 def test_meta_provenance(open_template):
