@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .api import score
 from .errors import (
     DpevalError,
     DpevalWarning,
@@ -34,4 +35,5 @@ __all__ = [
     "TemplateError",
     "__version__",
     "load_template",
+    "score",
 ]

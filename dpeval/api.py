@@ -123,7 +123,6 @@ def score(
     >>> s.metrics["gps_perpart"]["AP"]  # doctest: +SKIP
     """
     from . import __version__
-    from .geodesic import GeodesicSolver
     from .metrics import compute_similarities, evaluate_similarities
     from .metrics.points import dense_point_errors
     from .metrics.run import points_block
@@ -140,7 +139,10 @@ def score(
     p, n_unknown = _check_images(p, g, allow_unknown_images)
     counts = {"predictions left out (image not in the ground truth)": n_unknown}
     counts = counts if n_unknown else {}
-    solver = solver or GeodesicSolver(tpl)
+    if solver is None:
+        from .geodesic import GeodesicSolver
+
+        solver = GeodesicSolver(tpl)
     if p.kind == "dense":
         ap = [m for m in wanted if m != "points"]
         if ap:

@@ -150,6 +150,44 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .formats import load_ground_truth, load_predictions, save_predictions
+
+    images = load_ground_truth(args.gt).images if args.gt else None
+    preds = load_predictions(args.input, images=images)
+    save_predictions(preds, args.output, format=args.to, images=images)
+    n = len(preds.detections) if preds.kind == "instances" else len(preds.dense)
+    print(f"{args.input} ({preds.format}) -> {args.output} ({args.to or 'by suffix'}): {n} maps")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .formats import load_ground_truth, load_predictions
+
+    gt = load_ground_truth(args.gt) if args.gt else None
+    if args.predictions:
+        p = load_predictions(args.predictions, images=gt.images if gt else None, validate_all=True)
+        n = len(p.detections) if p.kind == "instances" else len(p.dense)
+        print(f"{args.predictions}: {p.format}, {n} {p.kind} maps, all decoded and valid")
+        if gt is not None:
+            items = p.detections if p.kind == "instances" else p.dense
+            unknown = sorted({x.image_id for x in items} - set(gt.images))
+            if unknown:
+                print(
+                    f"{args.predictions}: {len(unknown)} image id(s) not in {args.gt}: "
+                    f"{unknown[:10]}",
+                    file=sys.stderr,
+                )
+                return 2
+    if gt is not None:
+        dense = sum(a.has_dense for a in gt.annotations)
+        print(
+            f"{args.gt}: {len(gt.images)} images, {len(gt.annotations)} annotations, "
+            f"{dense} with dense points"
+        )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dpeval",
@@ -200,6 +238,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     sp.set_defaults(func=_cmd_score)
+
+    cp = sub.add_parser("convert", help="convert predictions between formats")
+    cp.add_argument("input", help="predictions in any supported format")
+    cp.add_argument("output", help="output path (format from --to or the suffix)")
+    cp.add_argument(
+        "--to",
+        choices=("challenge-json", "d2-pickle", "d2-compressed", "dpeval-npz", "iuv-png-dir"),
+        help="output format",
+    )
+    cp.add_argument("--gt", help="ground truth (image ids and file names for PNG dirs)")
+    cp.set_defaults(func=_cmd_convert)
+
+    vp = sub.add_parser("validate", help="check input files completely (decodes every map)")
+    vp.add_argument("--predictions", help="predictions file or directory")
+    vp.add_argument("--gt", help="ground-truth JSON")
+    vp.set_defaults(func=_cmd_validate)
 
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")
