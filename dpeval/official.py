@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ._cache import cache_dir
 from ._typing import PathLike
 from .errors import TemplateError
 from .template import BodyTemplate
@@ -45,12 +46,6 @@ SUBDIV_FILE = "SMPL_subdiv.mat"
 TRANSFORM_FILE = "SMPL_SUBDIV_TRANSFORM.mat"
 PDIST_NAMES = ("Pdist_matrix.npy", "Pdist_matrix.pkl", "Pdist_matrix.mat")
 _SUBDIV_KEYS = ("U_subdiv", "V_subdiv", "Part_ID_subdiv", "vertex", "faces")
-
-
-def cache_dir() -> Path:
-    """dpeval's cache directory: ``$DPEVAL_CACHE_DIR`` or ``~/.cache/dpeval``."""
-    env = os.environ.get("DPEVAL_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dpeval"
 
 
 def _loadmat(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -364,15 +364,22 @@ class BodyTemplate:
 
         Predictions store U and V as uint8 (value * 255), so their closest vertex takes
         one of 24 * 256 * 256 answers; this table holds them all (row 0 and ids outside
-        1..24 are -1), computed once by :meth:`closest_vertices` with the same rule.
+        1..24 are -1), computed once by :meth:`closest_vertices` with the same rule and
+        cached on disk under the template checksum (see :mod:`dpeval._cache`).
         """
-        g = np.arange(256, dtype=np.float64) / 255.0
-        uu, vv = np.meshgrid(g, g, indexing="ij")
-        lut = np.full((N_PARTS + 1, 256, 256), -1, dtype=np.int32)
-        for p in range(1, N_PARTS + 1):
-            lut[p] = self.closest_vertices(np.full(uu.size, p), uu.ravel(), vv.ravel()).reshape(
-                256, 256
-            )
+        from ._cache import cache_dir, load_npy, save_npy_atomic
+
+        path = cache_dir() / "lut" / f"uv8_{self.checksum[:32]}.npy"
+        shape = (N_PARTS + 1, 256, 256)
+        lut = load_npy(path, shape, np.dtype(np.int32))
+        if lut is None:
+            g = np.arange(256, dtype=np.float64) / 255.0
+            uu, vv = np.meshgrid(g, g, indexing="ij")
+            lut = np.full(shape, -1, dtype=np.int32)
+            for p in range(1, N_PARTS + 1):
+                part = np.full(uu.size, p)
+                lut[p] = self.closest_vertices(part, uu.ravel(), vv.ravel()).reshape(256, 256)
+            save_npy_atomic(path, lut)
         lut.flags.writeable = False
         return lut
 
