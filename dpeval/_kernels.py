@@ -1,0 +1,657 @@
+"""Numba kernels of dpeval (every ``@njit`` function lives here, nothing else).
+
+Stage: compute kernels used by :mod:`dpeval.geodesic`. Kernels trust their input:
+the public wrappers in :mod:`dpeval.geodesic` validate it and pass C-contiguous
+arrays of the documented dtypes. Each kernel has a slow pure-Python twin of the
+same name in :mod:`dpeval._reference`, used by the tests.
+
+Geodesic mesh arrays shared by the kernels, for V vertices, F faces and
+H = 3F half-edges (half-edge ``h = 3 f + i`` runs from ``faces[f, i]`` to
+``faces[f, (i + 1) % 3]``):
+
+- ``corners`` : (F, 3, 2) float64, the corners of each face laid out in the
+  face's own plane frame (corner 0 at the origin, corner 1 on the +x axis,
+  corner 2 above it).
+- ``hnbr`` : (H,) int32, the face on the other side of each half-edge, -1 on a
+  boundary edge; ``htwin`` : (H,) int32, the opposite half-edge (-1 on a
+  boundary).
+- ``hdat`` : (H, 10) float64, for each half-edge ``h`` of face ``f`` with
+  neighbour face ``g``: the rigid motion from ``f``'s frame to ``g``'s frame
+  (``x' = c x - s y + tx``, ``y' = s x + c y + ty``; columns 0-3: c, s, tx, ty),
+  then, in ``g``'s frame, the shared edge seen from ``g`` (columns 4-7: A, B,
+  with ``g``'s third corner on the left of A -> B) and ``g``'s centroid
+  (columns 8-9).
+- ``hopq`` : (H,) uint8, bit 0 / bit 1 set when the neighbour-frame edge end A /
+  B is "opaque" (may bound a window's cone): saddle and convex interior
+  vertices, reflex boundary vertices; flat ones let windows pass.
+- ``vf_off`` (V+1,) int64, ``vf_face`` / ``vf_corner`` (3F,) int32: the faces
+  around each vertex and the vertex's corner index in them.
+
+Face state (``state``, (F, 8) float64) during a propagation: virtual source
+(x, y), the path length travelled before it (sigma), the queue key, and the two
+points bounding the cone of valid directions from the virtual source (left
+point, right point). ``link`` ((F, 4) int32) holds the bucket-queue links and,
+in column 3, the cone flags (bit 0: has a left bound, bit 1: has a right
+bound) and, from bit 2, the entry edge + 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Accept a new virtual source only if it improves the face key by more than this
+# relative amount (stops endless 1-ulp re-updates in the label-correcting loop).
+_IMPROVE = 1.0 + 1e-12
+# squared sine below which three points count as collinear for cone narrowing
+_COLINEAR = 1e-18
+
+
+@njit(cache=True, inline="always")
+def _cross(ax, ay, bx, by):
+    return ax * by - ay * bx
+
+
+@njit(cache=True, inline="always")
+def _sq(x):
+    return x * x
+
+
+@njit(cache=True, error_model="numpy")
+def geodesic_field(
+    source,
+    vertices,
+    faces,
+    corners,
+    hnbr,
+    hdat,
+    htwin,
+    hopq,
+    vf_off,
+    vf_face,
+    vf_corner,
+    width,
+    nbuckets,
+    out,
+    state,
+    link,
+    head,
+):
+    """Geodesic distances from one vertex to every vertex (face-window propagation).
+
+    Each face keeps one virtual source (a point in the face's unfolded plane, plus
+    the length ``sigma`` travelled before it) and the cone of directions from it
+    that passed through every edge crossed so far. Faces are expanded in order of
+    their key (distance of the centroid, respecting the cone) from a bucket
+    queue; a face adopts a neighbour's unfolded window when that lowers its key
+    (label-correcting). When the cone misses the next edge, or the source lies
+    behind it, the path bends at the blocking vertex, which becomes the new
+    virtual source. A vertex's distance is the smallest over its faces, and at
+    least the straight-line distance.
+
+    Parameters
+    ----------
+    source : int
+    vertices : (V, 3) float64
+    faces : (F, 3) int32
+    corners, hnbr, hdat, htwin, hopq, vf_off, vf_face, vf_corner
+        Mesh arrays (see module docstring).
+    width : float
+        Bucket width of the queue (same unit as ``vertices``).
+    nbuckets : int
+        Number of cyclic buckets (a power of two).
+    out : (V,) float64
+        Receives the distances.
+    state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
+        Work arrays (contents on entry are ignored); ``link`` holds the queue
+        links (bucket, next, previous) and the cone flags plus entry edge.
+
+    Returns
+    -------
+    int
+        Number of face expansions.
+    """
+    nf = faces.shape[0]
+    nv = out.shape[0]
+    inf = np.inf
+    for f in range(nf):
+        state[f, 3] = inf
+        link[f, 0] = -1
+    for b in range(nbuckets):
+        head[b] = -1
+    cur = 0
+    count = 0
+    inv_width = 1.0 / width
+    mask = nbuckets - 1  # nbuckets is a power of two
+    for q in range(vf_off[source], vf_off[source + 1]):
+        f = vf_face[q]
+        c = vf_corner[q]
+        x = corners[f, c, 0]
+        y = corners[f, c, 1]
+        cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
+        cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
+        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
+        state[f, 0] = x
+        state[f, 1] = y
+        state[f, 2] = 0.0
+        state[f, 3] = key
+        link[f, 3] = 0  # unbounded cone, no entry edge
+        # insert into the bucket queue (doubly linked lists, cyclic buckets)
+        bk = int(key * inv_width)
+        if bk >= cur + nbuckets:
+            bk = cur + nbuckets - 1
+        slot = bk & mask
+        link[f, 1] = head[slot]
+        link[f, 2] = -1
+        if head[slot] >= 0:
+            link[head[slot], 2] = f
+        head[slot] = f
+        link[f, 0] = slot
+        count += 1
+    nexp = 0
+    while count > 0:
+        while head[cur & mask] < 0:
+            cur += 1
+        slot = cur & mask
+        f = head[slot]
+        head[slot] = link[f, 1]
+        if link[f, 1] >= 0:
+            link[link[f, 1], 2] = -1
+        link[f, 0] = -1
+        count -= 1
+        nexp += 1
+        sx0 = state[f, 0]
+        sy0 = state[f, 1]
+        sig = state[f, 2]
+        lx0 = state[f, 4]
+        ly0 = state[f, 5]
+        rx0 = state[f, 6]
+        ry0 = state[f, 7]
+        meta = link[f, 3]
+        lb = (meta & 1) != 0  # the cone has a left bound (point lx0, ly0)
+        rb = (meta & 2) != 0  # ... and a right bound (rx0, ry0)
+        back = (meta >> 2) - 1
+        for i in range(3):
+            h = 3 * f + i
+            g = hnbr[h]
+            if g < 0 or i == back:
+                # boundary, or the edge this window came through
+                continue
+            c = hdat[h, 0]
+            s = hdat[h, 1]
+            tx = hdat[h, 2]
+            ty = hdat[h, 3]
+            ax = hdat[h, 4]
+            ay = hdat[h, 5]
+            bx = hdat[h, 6]
+            by = hdat[h, 7]
+            cx = hdat[h, 8]
+            cy = hdat[h, 9]
+            # virtual source in g's frame
+            x = c * sx0 - s * sy0 + tx
+            y = s * sx0 + c * sy0 + ty
+            # every candidate key is at least sig + |source - centroid|
+            room = state[g, 3] - sig
+            if room <= 0.0 or _sq(x - cx) + _sq(y - cy) >= room * room:
+                continue
+            lx = 0.0
+            ly = 0.0
+            rx = 0.0
+            ry = 0.0
+            if lb:
+                lx = c * lx0 - s * ly0 + tx
+                ly = s * lx0 + c * ly0 + ty
+            if rb:
+                rx = c * rx0 - s * ry0 + tx
+                ry = s * rx0 + c * ry0 + ty
+            nlb = False
+            nrb = False
+            nlx = 0.0
+            nly = 0.0
+            nrx = 0.0
+            nry = 0.0
+            if _cross(bx - ax, by - ay, x - ax, y - ay) >= 0.0:
+                # the source lies on g's side of the shared edge: bend at the
+                # endpoint (A or B) that gives the shorter route to g's centroid,
+                # reaching it around the cone bounds if it is outside the cone
+                da = math.sqrt(_sq(x - ax) + _sq(y - ay))
+                db = math.sqrt(_sq(x - bx) + _sq(y - by))
+                if lb:
+                    dl = math.sqrt(_sq(x - lx) + _sq(y - ly))
+                    if _cross(lx - x, ly - y, ax - x, ay - y) > 0.0:
+                        da = dl + math.sqrt(_sq(ax - lx) + _sq(ay - ly))
+                    if _cross(lx - x, ly - y, bx - x, by - y) > 0.0:
+                        db = dl + math.sqrt(_sq(bx - lx) + _sq(by - ly))
+                if rb:
+                    dr = math.sqrt(_sq(x - rx) + _sq(y - ry))
+                    if _cross(ax - x, ay - y, rx - x, ry - y) > 0.0:
+                        da = dr + math.sqrt(_sq(ax - rx) + _sq(ay - ry))
+                    if _cross(bx - x, by - y, rx - x, ry - y) > 0.0:
+                        db = dr + math.sqrt(_sq(bx - rx) + _sq(by - ry))
+                if da + math.sqrt(_sq(cx - ax) + _sq(cy - ay)) <= db + math.sqrt(
+                    _sq(cx - bx) + _sq(cy - by)
+                ):
+                    nx = ax
+                    ny = ay
+                    nsig = sig + da
+                else:
+                    nx = bx
+                    ny = by
+                    nsig = sig + db
+                key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+            else:
+                # cone through the shared edge, narrowed by the incoming cone;
+                # flat vertices and convex boundary vertices ("transparent",
+                # opq bit clear) never narrow it
+                opq = hopq[h]
+                plx = ax
+                ply = ay
+                prx = bx
+                pry = by
+                lin = True
+                rin = True
+                if lb:
+                    nlb = True
+                    t = _cross(ax - x, ay - y, lx - x, ly - y)
+                    # keep the old bound unless A is opaque and at least as
+                    # tight (a bound in line with the source never closes it)
+                    if (opq & 1) == 0 or (
+                        t < 0.0
+                        and t * t
+                        > _COLINEAR * (_sq(ax - x) + _sq(ay - y)) * (_sq(lx - x) + _sq(ly - y))
+                    ):
+                        plx = lx
+                        ply = ly
+                        lin = False
+                elif (opq & 1) != 0:
+                    nlb = True
+                if rb:
+                    nrb = True
+                    t = _cross(rx - x, ry - y, bx - x, by - y)
+                    if (opq & 2) == 0 or (
+                        t < 0.0
+                        and t * t
+                        > _COLINEAR * (_sq(rx - x) + _sq(ry - y)) * (_sq(bx - x) + _sq(by - y))
+                    ):
+                        prx = rx
+                        pry = ry
+                        rin = False
+                elif (opq & 2) != 0:
+                    nrb = True
+                if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
+                    # empty cone: the window misses the edge, bend at the
+                    # earlier vertex that blocks it
+                    use_left = not lin
+                    if (not lin) and (not rin):
+                        dl = math.sqrt(_sq(x - plx) + _sq(y - ply)) + math.sqrt(
+                            _sq(cx - plx) + _sq(cy - ply)
+                        )
+                        dr = math.sqrt(_sq(x - prx) + _sq(y - pry)) + math.sqrt(
+                            _sq(cx - prx) + _sq(cy - pry)
+                        )
+                        use_left = dl <= dr
+                    if use_left:
+                        nx = plx
+                        ny = ply
+                    else:
+                        nx = prx
+                        ny = pry
+                    nsig = sig + math.sqrt(_sq(x - nx) + _sq(y - ny))
+                    nlb = (opq & 1) != 0
+                    nrb = (opq & 2) != 0
+                    nlx = ax
+                    nly = ay
+                    nrx = bx
+                    nry = by
+                else:
+                    nx = x
+                    ny = y
+                    nsig = sig
+                    nlx = plx
+                    nly = ply
+                    nrx = prx
+                    nry = pry
+                # key: distance to g's centroid, around the cone if needed
+                if nlb and _cross(nlx - nx, nly - ny, cx - nx, cy - ny) > 0.0:
+                    key = (
+                        nsig
+                        + math.sqrt(_sq(nx - nlx) + _sq(ny - nly))
+                        + math.sqrt(_sq(cx - nlx) + _sq(cy - nly))
+                    )
+                elif nrb and _cross(cx - nx, cy - ny, nrx - nx, nry - ny) > 0.0:
+                    key = (
+                        nsig
+                        + math.sqrt(_sq(nx - nrx) + _sq(ny - nry))
+                        + math.sqrt(_sq(cx - nrx) + _sq(cy - nry))
+                    )
+                else:
+                    key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+            if key * _IMPROVE < state[g, 3]:
+                state[g, 0] = nx
+                state[g, 1] = ny
+                state[g, 2] = nsig
+                state[g, 3] = key
+                state[g, 4] = nlx
+                state[g, 5] = nly
+                state[g, 6] = nrx
+                state[g, 7] = nry
+                link[g, 3] = int(nlb) | (int(nrb) << 1) | ((htwin[h] - 3 * g + 1) << 2)
+                slot = link[g, 0]
+                if slot >= 0:  # unlink from its current bucket
+                    p = link[g, 2]
+                    q = link[g, 1]
+                    if p >= 0:
+                        link[p, 1] = q
+                    else:
+                        head[slot] = q
+                    if q >= 0:
+                        link[q, 2] = p
+                    count -= 1
+                bk = int(key * inv_width)
+                if bk < cur:
+                    bk = cur
+                elif bk >= cur + nbuckets:
+                    bk = cur + nbuckets - 1
+                slot = bk & mask
+                link[g, 1] = head[slot]
+                link[g, 2] = -1
+                if head[slot] >= 0:
+                    link[head[slot], 2] = g
+                head[slot] = g
+                link[g, 0] = slot
+                count += 1
+    # vertex distances: smallest over the faces, each respecting its cone
+    for v in range(nv):
+        out[v] = inf
+    for f in range(nf):
+        if state[f, 3] == inf:
+            continue
+        x = state[f, 0]
+        y = state[f, 1]
+        sig = state[f, 2]
+        lb = (link[f, 3] & 1) != 0
+        rb = (link[f, 3] & 2) != 0
+        lx = state[f, 4]
+        ly = state[f, 5]
+        rx = state[f, 6]
+        ry = state[f, 7]
+        for i in range(3):
+            v = faces[f, i]
+            if sig >= out[v]:
+                continue
+            px = corners[f, i, 0]
+            py = corners[f, i, 1]
+            if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+                dd = (
+                    sig
+                    + math.sqrt(_sq(x - lx) + _sq(y - ly))
+                    + math.sqrt(_sq(px - lx) + _sq(py - ly))
+                )
+            elif rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+                dd = (
+                    sig
+                    + math.sqrt(_sq(x - rx) + _sq(y - ry))
+                    + math.sqrt(_sq(px - rx) + _sq(py - ry))
+                )
+            else:
+                dd = sig + math.sqrt(_sq(px - x) + _sq(py - y))
+            if dd < out[v]:
+                out[v] = dd
+    # never shorter than the straight line; exactly 0 at the source
+    sx = vertices[source, 0]
+    sy = vertices[source, 1]
+    sz = vertices[source, 2]
+    for v in range(nv):
+        dx = vertices[v, 0] - sx
+        dy = vertices[v, 1] - sy
+        dz = vertices[v, 2] - sz
+        eu = math.sqrt(dx * dx + dy * dy + dz * dz)
+        if out[v] < eu:
+            out[v] = eu
+    out[source] = 0.0
+    return nexp
+
+
+@njit(cache=True)
+def _field_work(nv, nf, nbuckets):
+    out = np.empty(nv)
+    state = np.empty((nf, 8))
+    link = np.empty((nf, 4), np.int32)
+    head = np.empty(nbuckets, np.int32)
+    return out, state, link, head
+
+
+@njit(cache=True)
+def group_by_source(hi, lo, nv):
+    """Stable counting sort of pairs by source, leaving out the diagonal.
+
+    Parameters
+    ----------
+    hi, lo : (N,) int32
+        Source (the larger id) and target of each pair.
+    nv : int
+        Number of vertices V.
+
+    Returns
+    -------
+    ptr : (V+1,) int64
+        Pairs with source ``s`` are ``perm[ptr[s]:ptr[s+1]]``.
+    perm : (M,) int64
+        Pair positions grouped by source, in input order within a group; pairs
+        with ``hi == lo`` are left out (their distance is 0).
+    """
+    n = hi.shape[0]
+    ptr = np.zeros(nv + 1, np.int64)
+    for k in range(n):
+        if hi[k] != lo[k]:
+            ptr[hi[k] + 1] += 1
+    for v in range(nv):
+        ptr[v + 1] += ptr[v]
+    fill = ptr[:nv].copy()
+    perm = np.empty(ptr[nv], np.int64)
+    for k in range(n):
+        if hi[k] != lo[k]:
+            perm[fill[hi[k]]] = k
+            fill[hi[k]] += 1
+    return ptr, perm
+
+
+@njit(cache=True, parallel=True)
+def pairs_by_source(
+    sources,
+    ptr,
+    perm,
+    targets,
+    result,
+    nchunks,
+    vertices,
+    faces,
+    corners,
+    hnbr,
+    hdat,
+    htwin,
+    hopq,
+    vf_off,
+    vf_face,
+    vf_corner,
+    width,
+    nbuckets,
+):
+    """Distances for pairs grouped by source, one field per source, in parallel.
+
+    Parameters
+    ----------
+    sources : (S,) int64
+        Sources to compute (those with at least one pair).
+    ptr, perm
+        Grouping from :func:`group_by_source`.
+    targets : (N,) int32
+        Target (the smaller id) of each pair.
+    result : (N,) float64
+        Receives ``d(source, target)`` at the grouped pair positions.
+    nchunks : int
+        Number of contiguous source chunks (the parallel work items).
+    (remaining)
+        Mesh arrays and queue settings, as for :func:`geodesic_field`.
+    """
+    nv = vertices.shape[0]
+    nf = faces.shape[0]
+    ns = sources.shape[0]
+    for ck in prange(nchunks):
+        lo = ck * ns // nchunks
+        hi = (ck + 1) * ns // nchunks
+        if lo >= hi:
+            continue
+        out, state, link, head = _field_work(nv, nf, nbuckets)
+        for i in range(lo, hi):
+            s = sources[i]
+            geodesic_field(
+                s,
+                vertices,
+                faces,
+                corners,
+                hnbr,
+                hdat,
+                htwin,
+                hopq,
+                vf_off,
+                vf_face,
+                vf_corner,
+                width,
+                nbuckets,
+                out,
+                state,
+                link,
+                head,
+            )
+            for q in range(ptr[s], ptr[s + 1]):
+                k = perm[q]
+                result[k] = out[targets[k]]
+
+
+@njit(cache=True, parallel=True)
+def fill_condensed(
+    table,
+    scale,
+    row_lo,
+    row_hi,
+    nchunks,
+    vertices,
+    faces,
+    corners,
+    hnbr,
+    hdat,
+    htwin,
+    hopq,
+    vf_off,
+    vf_face,
+    vf_corner,
+    width,
+    nbuckets,
+):
+    """Fill rows ``row_lo:row_hi`` of the quantised condensed distance table.
+
+    Entry ``a (a - 1) / 2 + b`` (``a > b``, 0-based) receives
+    ``round(d(a, b) / scale)`` as uint16, saturated at 65534, where ``d`` is the
+    field from source ``a``; 65535 marks pairs with no path between them.
+
+    Parameters
+    ----------
+    table : (V (V - 1) / 2,) uint16
+    scale : float
+    row_lo, row_hi : int
+        Source rows to fill.
+    nchunks : int
+        Number of contiguous row chunks (the parallel work items).
+    (remaining)
+        Mesh arrays and queue settings, as for :func:`geodesic_field`.
+
+    Returns
+    -------
+    float
+        Largest distance met (before quantisation); above ``65534 * scale``
+        means some entries saturated.
+    """
+    nv = vertices.shape[0]
+    nf = faces.shape[0]
+    nrow = row_hi - row_lo
+    dmax = np.zeros(nchunks)
+    for ck in prange(nchunks):
+        lo = row_lo + ck * nrow // nchunks
+        hi = row_lo + (ck + 1) * nrow // nchunks
+        if lo >= hi:
+            continue
+        out, state, link, head = _field_work(nv, nf, nbuckets)
+        m = 0.0
+        for a in range(lo, hi):
+            if a == 0:
+                continue
+            geodesic_field(
+                a,
+                vertices,
+                faces,
+                corners,
+                hnbr,
+                hdat,
+                htwin,
+                hopq,
+                vf_off,
+                vf_face,
+                vf_corner,
+                width,
+                nbuckets,
+                out,
+                state,
+                link,
+                head,
+            )
+            base = a * (a - 1) // 2
+            for b in range(a):
+                val = out[b]
+                if val == np.inf:  # another connected component
+                    table[base + b] = np.uint16(65535)
+                    continue
+                if val > m:
+                    m = val
+                qv = math.floor(val / scale + 0.5)
+                if qv > 65534.0:
+                    qv = 65534.0
+                table[base + b] = np.uint16(qv)
+        dmax[ck] = m
+    return dmax.max()
+
+
+@njit(cache=True, parallel=True)
+def lookup_condensed(table, a, b, scale, unreachable, result):
+    """Read pairs from a condensed table with the official index rule.
+
+    ``result[k] = table[i (i - 1) / 2 + j] * scale`` with ``i = max(a[k], b[k])``,
+    ``j = min(a[k], b[k])``; 0 when ``a[k] == b[k]``; ``inf`` where the stored
+    value equals ``unreachable``.
+
+    Parameters
+    ----------
+    table : (V (V - 1) / 2,) uint16 or float
+    a, b : (N,) int32 or int64
+    scale : float
+        1.0 for a table stored in distance units.
+    unreachable : int
+        Stored code for "no path" (65535 for quantised tables; -1 for none).
+    result : (N,) float64
+    """
+    n = a.shape[0]
+    for k in prange(n):
+        i = np.int64(a[k])
+        j = np.int64(b[k])
+        if i == j:
+            result[k] = 0.0
+            continue
+        if i < j:
+            i, j = j, i
+        q = table[i * (i - 1) // 2 + j]
+        if q == unreachable:
+            result[k] = np.inf
+        else:
+            result[k] = np.float64(q) * scale
