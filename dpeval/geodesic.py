@@ -639,6 +639,43 @@ class GeodesicSolver:
             return self._lookup(self._table, self._scale, fa, fb).reshape(shape)
         return self._grouped(fa, fb).reshape(shape)
 
+    def condensed_table(self) -> np.ndarray:
+        """All pairs as one condensed float32 table in the official order.
+
+        Entry ``a(a-1)/2 + b`` holds ``d(a, b)`` for 0-based ids ``a > b`` (the layout
+        of DensePose's ``Pdist_matrix``); used by ``dpeval template export
+        --with-distances``. Legacy mode returns the official values; the engine
+        returns its cached table (built if needed) or, for meshes above the cache
+        limit, computes the rows by source.
+
+        Returns
+        -------
+        (V(V-1)/2,) float32
+        """
+        nv = self.n_vertices
+        if self.mode == "legacy":
+            assert self._pdist is not None
+            return np.asarray(self._pdist, dtype=np.float32)
+        n = nv * (nv - 1) // 2
+        out = np.empty(n, dtype=np.float32)
+        if self.cache and self._table_fits():
+            self.precompute()
+            assert self._table is not None
+            step = 1 << 24
+            for lo in range(0, n, step):
+                q = np.asarray(self._table[lo : lo + step])
+                block = q.astype(np.float32) * np.float32(self._scale)
+                block[q == QUANT_MAX + 1] = np.inf
+                out[lo : lo + step] = block
+            return out
+        rows = max(1, (1 << 23) // max(nv, 1))
+        for a0 in range(1, nv, rows):
+            a1 = min(nv, a0 + rows)
+            fa = np.repeat(np.arange(a0, a1), np.arange(a0, a1))
+            fb = np.concatenate([np.arange(a) for a in range(a0, a1)])
+            out[a0 * (a0 - 1) // 2 : a1 * (a1 - 1) // 2] = self._grouped(fa, fb)
+        return out
+
     # ------------------------------------------------------------------ table
     def table_nbytes(self) -> int:
         """Size in bytes of the quantised condensed table (2 bytes per pair)."""

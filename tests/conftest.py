@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+if "DPEVAL_CACHE_DIR" not in os.environ:  # hermetic: never touch the user's cache
+    import tempfile
+
+    os.environ["DPEVAL_CACHE_DIR"] = tempfile.mkdtemp(prefix="dpeval-test-cache-")
 
 try:
     from hypothesis import settings

@@ -144,3 +144,21 @@ def test_export_cli(tmp_path, capsys):
     assert "SMPL_subdiv.mat" in capsys.readouterr().out
     assert main(["template", "info", str(tmp_path / "out")]) == 0
     assert load_template("open").checksum in capsys.readouterr().out
+
+
+def test_export_with_engine_distances_round_trips_in_legacy_mode(tiny_template, tmp_path):
+    """Export the engine's table, read it back, and legacy lookups return those values."""
+    from dpeval.geodesic import GeodesicSolver
+
+    engine = GeodesicSolver(tiny_template)
+    export_template(tiny_template, tmp_path, with_distances=True)
+    back = load_template(tmp_path)
+    legacy = GeodesicSolver(back, mode="legacy")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, tiny_template.n_vertices, 500)
+    b = rng.integers(0, tiny_template.n_vertices, 500)
+    expected = engine.pairs(a, b)  # from the same cached table (quantised to ~0.01 mm)
+    np.testing.assert_allclose(legacy.pairs(a, b), expected, rtol=1e-6)
+    exact = GeodesicSolver(tiny_template, cache=False).pairs(a, b)
+    np.testing.assert_allclose(legacy.pairs(a, b), exact, atol=engine._scale)
+    assert (legacy.pairs(a, a) == 0).all()
