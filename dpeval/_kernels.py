@@ -59,6 +59,60 @@ def _sq(x):
     return x * x
 
 
+@njit(cache=True, inline="always")
+def _corner_dist(f, i, state, link, corners):
+    """Distance to corner ``i`` of face ``f`` through the face's window (around the
+    cone bound when the corner lies outside the cone)."""
+    x = state[f, 0]
+    y = state[f, 1]
+    sig = state[f, 2]
+    px = corners[f, i, 0]
+    py = corners[f, i, 1]
+    if (link[f, 3] & 1) != 0:
+        lx = state[f, 4]
+        ly = state[f, 5]
+        if _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+            return (
+                sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+            )
+    if (link[f, 3] & 2) != 0:
+        rx = state[f, 6]
+        ry = state[f, 7]
+        if _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+            return (
+                sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
+            )
+    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
+
+
+@njit(cache=True)
+def _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner):
+    """Smallest distance to vertex ``v`` over the windows of its faces (inf if none)."""
+    best = np.inf
+    for q in range(vf_off[v], vf_off[v + 1]):
+        f = vf_face[q]
+        if state[f, 3] == np.inf or state[f, 2] >= best:
+            continue
+        dd = _corner_dist(f, vf_corner[q], state, link, corners)
+        if dd < best:
+            best = dd
+    return best
+
+
+@njit(cache=True)
+def _targets_settled(floor, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner):
+    """True when every target has a finite estimate and the queue floor has passed the
+    largest of them by ``margin`` (plus 1 %): no later window can improve them."""
+    top = 0.0
+    for k in range(stop_t.shape[0]):
+        e = _vertex_estimate(stop_t[k], state, link, corners, vf_off, vf_face, vf_corner)
+        if e == np.inf:
+            return False
+        if e > top:
+            top = e
+    return floor > top * 1.01 + margin
+
+
 @njit(cache=True, error_model="numpy")
 def geodesic_field(
     source,
@@ -78,6 +132,8 @@ def geodesic_field(
     state,
     link,
     head,
+    stop_t,
+    margin,
 ):
     """Geodesic distances from one vertex to every vertex (face-window propagation).
 
@@ -107,6 +163,13 @@ def geodesic_field(
     state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
         Work arrays (contents on entry are ignored); ``link`` holds the queue
         links (bucket, next, previous) and the cone flags plus entry edge.
+    stop_t : (K,) int32
+        Targets for an early stop; empty for a full field. With targets, the
+        propagation stops once the queue floor has passed the largest target
+        estimate by ``margin`` (+1 %), and only ``out[stop_t]`` (and the source) are
+        written; the values equal those of the full field (see geodesic.py).
+    margin : float
+        Safety distance of the early stop (a few face sizes).
 
     Returns
     -------
@@ -151,9 +214,19 @@ def geodesic_field(
         link[f, 0] = slot
         count += 1
     nexp = 0
+    nstop = stop_t.shape[0]
+    next_check = 0
+    stopped = False
     while count > 0:
         while head[cur & mask] < 0:
             cur += 1
+        if nstop > 0 and cur >= next_check:
+            next_check = cur + 32
+            if _targets_settled(
+                cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
+            ):
+                stopped = True
+                break
         slot = cur & mask
         f = head[slot]
         head[slot] = link[f, 1]
@@ -362,52 +435,39 @@ def geodesic_field(
                 head[slot] = g
                 link[g, 0] = slot
                 count += 1
+    sx = vertices[source, 0]
+    sy = vertices[source, 1]
+    sz = vertices[source, 2]
+    if stopped:
+        # early stop: only the targets, by the same per-corner rule as below
+        for k in range(nstop):
+            v = stop_t[k]
+            d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
+            eu = math.sqrt(
+                _sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz)
+            )
+            out[v] = eu if d < eu else d
+        out[source] = 0.0
+        return nexp
     # vertex distances: smallest over the faces, each respecting its cone
     for v in range(nv):
         out[v] = inf
     for f in range(nf):
         if state[f, 3] == inf:
             continue
-        x = state[f, 0]
-        y = state[f, 1]
         sig = state[f, 2]
-        lb = (link[f, 3] & 1) != 0
-        rb = (link[f, 3] & 2) != 0
-        lx = state[f, 4]
-        ly = state[f, 5]
-        rx = state[f, 6]
-        ry = state[f, 7]
         for i in range(3):
             v = faces[f, i]
             if sig >= out[v]:
                 continue
-            px = corners[f, i, 0]
-            py = corners[f, i, 1]
-            if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - lx) + _sq(y - ly))
-                    + math.sqrt(_sq(px - lx) + _sq(py - ly))
-                )
-            elif rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - rx) + _sq(y - ry))
-                    + math.sqrt(_sq(px - rx) + _sq(py - ry))
-                )
-            else:
-                dd = sig + math.sqrt(_sq(px - x) + _sq(py - y))
+            dd = _corner_dist(f, i, state, link, corners)
             if dd < out[v]:
                 out[v] = dd
     # never shorter than the straight line; exactly 0 at the source
-    sx = vertices[source, 0]
-    sy = vertices[source, 1]
-    sz = vertices[source, 2]
     for v in range(nv):
-        dx = vertices[v, 0] - sx
-        dy = vertices[v, 1] - sy
-        dz = vertices[v, 2] - sz
-        eu = math.sqrt(dx * dx + dy * dy + dz * dz)
+        eu = math.sqrt(
+            _sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz)
+        )
         if out[v] < eu:
             out[v] = eu
     out[source] = 0.0
@@ -478,8 +538,12 @@ def pairs_by_source(
     vf_corner,
     width,
     nbuckets,
+    margin,
 ):
     """Distances for pairs grouped by source, one field per source, in parallel.
+
+    Each field stops early once its own targets are settled (see
+    :func:`geodesic_field`), so near pairs cost a small patch of the mesh.
 
     Parameters
     ----------
@@ -494,7 +558,8 @@ def pairs_by_source(
     nchunks : int
         Number of contiguous source chunks (the parallel work items).
     (remaining)
-        Mesh arrays and queue settings, as for :func:`geodesic_field`.
+        Mesh arrays, queue settings and the early-stop ``margin``, as for
+        :func:`geodesic_field`.
     """
     nv = vertices.shape[0]
     nf = faces.shape[0]
@@ -507,6 +572,9 @@ def pairs_by_source(
         out, state, link, head = _field_work(nv, nf, nbuckets)
         for i in range(lo, hi):
             s = sources[i]
+            stop_t = np.empty(ptr[s + 1] - ptr[s], np.int32)
+            for q in range(ptr[s], ptr[s + 1]):
+                stop_t[q - ptr[s]] = targets[perm[q]]
             geodesic_field(
                 s,
                 vertices,
@@ -525,6 +593,8 @@ def pairs_by_source(
                 state,
                 link,
                 head,
+                stop_t,
+                margin,
             )
             for q in range(ptr[s], ptr[s + 1]):
                 k = perm[q]
@@ -584,6 +654,7 @@ def fill_condensed(
         if lo >= hi:
             continue
         out, state, link, head = _field_work(nv, nf, nbuckets)
+        no_targets = np.empty(0, np.int32)
         m = 0.0
         for a in range(lo, hi):
             if a == 0:
@@ -606,6 +677,8 @@ def fill_condensed(
                 state,
                 link,
                 head,
+                no_targets,
+                0.0,
             )
             base = a * (a - 1) // 2
             for b in range(a):

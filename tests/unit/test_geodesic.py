@@ -151,6 +151,27 @@ def test_pairs_use_larger_id_as_source(body_solver):
     np.testing.assert_array_equal(body_solver.pairs(targets, np.full(4, 9000)), field[targets])
 
 
+def test_early_stopped_pairs_equal_full_fields(body_solver):
+    """Grouped pairs stop each field once its targets are settled; the values must be
+    those of the full field, for near and far targets alike."""
+    rng = np.random.default_rng(11)
+    nv = body_solver.n_vertices
+    srcs = rng.choice(np.arange(nv // 2, nv), 60, replace=False)
+    a, b, expected = [], [], []
+    for s in srcs:
+        full = body_solver.field(int(s))
+        order = np.argsort(full)
+        for rank in (1, 4, 30, 300, 3000, int(rng.integers(1, nv))):
+            t = int(order[rank])
+            if t < s:  # the pair's source is max(a, b) = s
+                a.append(int(s))
+                b.append(t)
+                expected.append(full[t])
+    got = body_solver._grouped(np.array(a), np.array(b))
+    np.testing.assert_array_equal(got, np.array(expected))
+    assert len(a) > 150
+
+
 def test_pairs_keep_shape_and_accept_int32():
     v, f = grid_mesh(6)
     s = GeodesicSolver.from_mesh(v, f)
