@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _kernels
 from .params import BOX_FALLBACK_IOU
 
 __all__ = ["ImageMatch", "box_iou", "match_image"]
@@ -136,52 +137,20 @@ def match_image(
         return ImageMatch(dt_matched, dt_match_gt, dt_ignore, scores, gt_ignore)
 
     order = np.argsort(gt_ignore, kind="stable")  # non-ignored first
-    s = np.asarray(sim, dtype=np.float64)[:, order]
-    ig = gt_ignore[order]
-    crowd = np.asarray(gt_crowd, dtype=bool)[order]
-    gt_matched = np.zeros((n_t, n_g), dtype=bool)
-    for ti, t in enumerate(thresholds):
-        for d in range(n_d):
-            best = min(t, 1 - 1e-10)
-            m = -1
-            for g in range(n_g):
-                if gt_matched[ti, g] and not crowd[g]:
-                    continue
-                if m > -1 and not ig[m] and ig[g]:
-                    break
-                if s[d, g] < best or s[d, g] == 0:
-                    continue
-                best = s[d, g]
-                m = g
-            if m == -1:
-                continue
-            dt_ignore[ti, d] = ig[m]
-            dt_matched[ti, d] = True
-            dt_match_gt[ti, d] = order[m]
-            gt_matched[ti, m] = True
-
-    if box_ious is not None and n_t:
-        b = np.asarray(box_ious, dtype=np.float64)[:, order]
-        last = n_t - 1
-        for d in range(n_d):
-            if dt_matched[last, d]:
-                continue
-            best = BOX_FALLBACK_IOU
-            m = -1
-            for g in range(n_g):
-                if gt_matched[last, g] and not crowd[g]:
-                    continue
-                if b[d, g] < best:
-                    continue
-                best = b[d, g]
-                m = g
-            if m > -1:
-                dt_ignore[:, d] = ig[m]
-                if ig[m]:
-                    dt_matched[last, d] = True
-                    dt_match_gt[last, d] = order[m]
-                    gt_matched[last, m] = True
-
+    s = np.ascontiguousarray(np.asarray(sim, dtype=np.float64)[:, order])
+    use_box = box_ious is not None
+    b = np.ascontiguousarray(np.asarray(box_ious, dtype=np.float64)[:, order]) if use_box else s
+    m, mg, dt_ignore = _kernels.greedy_match(
+        s,
+        np.ascontiguousarray(gt_ignore[order]),
+        np.ascontiguousarray(np.asarray(gt_crowd, dtype=bool)[order]),
+        np.asarray(thresholds, dtype=np.float64),
+        b,
+        use_box,
+        BOX_FALLBACK_IOU,
+    )
+    dt_matched = m
+    dt_match_gt = np.where(mg >= 0, order[np.maximum(mg, 0)], -1)
     area = np.asarray(dt_area, dtype=np.float64)
     out_of_range = (area < lo) | (area > hi)
     dt_ignore |= ~dt_matched & out_of_range[None, :]

@@ -163,3 +163,20 @@ def test_accumulate_hand_computed_ap():
     ap = ev["precision"][0, :, 0, 0, 0].mean()
     assert ap == (34 + 33 * 2 / 3) / 101
     assert ev["recall"][0, 0, 0, 0] == 2 / 3
+
+
+def test_kernel_equals_reference_twin():
+    from dpeval import _kernels, _reference
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        d, g = rng.integers(0, 6), rng.integers(0, 6)
+        sim = np.round(rng.random((d, g)), 1) * (rng.random((d, g)) < 0.7)
+        box = np.round(rng.random((d, g)), 1)
+        ig = np.sort(rng.random(g) < 0.3)
+        crowd = ig & (rng.random(g) < 0.5)
+        for use_box in (False, True):
+            a = _kernels.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
+            b = _reference.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
