@@ -255,6 +255,10 @@ def _parser() -> argparse.ArgumentParser:
     vp.add_argument("--gt", help="ground-truth JSON")
     vp.set_defaults(func=_cmd_validate)
 
+    from .synth.cli import add_synth_parser
+
+    add_synth_parser(sub)
+
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")
     info = tsub.add_parser("info", help="print a template's id, checksum, sizes and charts")

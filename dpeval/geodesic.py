@@ -61,8 +61,8 @@ floor has passed the source's farthest target by 4 mean edge lengths and 1 % (ke
 are face-centroid distances and may step back slightly between neighbours). On
 the open template the stopped values were identical to full fields for 12,000
 random targets of 500 sources (the tests check identity), so near pairs cost a
-small patch of the mesh instead of a whole field. Parallel results equal serial ones exactly (one field is
-always computed by one thread, deterministically).
+small patch of the mesh instead of a whole field. Parallel results equal serial
+ones exactly (one field is always computed by one thread, deterministically).
 
 Legacy mode: with ``template.pdist`` (the official ``Pdist_matrix``) the solver
 returns the official table's values with the official index rule.

@@ -139,7 +139,7 @@ def test_gps_equals_official_style_reference(exported, seed):
             if "dp_x" not in ann:
                 continue
             for k, d in enumerate(s.det_index):
-                img, box, _, iuv = dets[d]
+                _, box, _, iuv = dets[d]
                 expected, _ = ref.gps(ann, box, iuv)
                 assert s.gps_per_part[k, j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
                 checked += 1
