@@ -21,9 +21,12 @@ GPS = mean over points of exp(-d^2 / (2 kappa^2)); 0 when a GT has no valid poin
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -234,20 +237,9 @@ def compute_similarities(
                 dm = detection_mask(iuv, det.bbox, img_h, img_w)
                 for j, g in enumerate(gidx):
                     ious[k, j] = mask_iou(dm, gmasks[j], bool(gt.annotations[g].iscrowd))
-        return key, gidx, didx, sel, pred, ious
+        return key, gidx, didx, sel, pred.astype(np.int32), ious
 
-    results = []
-    if workers > 1 and len(keys) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for n, r in enumerate(pool.map(one, keys), 1):
-                results.append(r)
-                if progress:
-                    progress(n)
-    else:
-        for n, key in enumerate(keys, 1):
-            results.append(one(key))
-            if progress:
-                progress(n)
+    results = _run_images(one, keys, workers, progress)
 
     # geodesic distances for every (GT point, detection) at once
     sizes = [r[4].size for r in results]
@@ -320,3 +312,48 @@ def compute_similarities(
             )
         )
     return Similarities(images, pts.owner, pts.part, point_dist, protocol)
+
+
+_FORKED: dict[str, Any] = {}  # the per-image function, inherited by forked workers
+
+
+def _fork_chunk(keys: list[tuple[int, int]]) -> list[Any]:
+    one = _FORKED["one"]
+    return [one(k) for k in keys]
+
+
+def _run_images(one, keys, workers: int, progress) -> list[Any]:
+    """Apply ``one`` to every (image, category) key, in order.
+
+    With ``workers > 1`` and enough images, forked worker processes decode and sample
+    contiguous chunks of images (PNG decoding and the small per-image NumPy steps hold
+    the GIL, so threads do not scale); where ``fork`` is unavailable, threads are used.
+    Results are identical whatever the worker count.
+    """
+    results: list[Any] = []
+    if workers <= 1 or len(keys) < 16:
+        for n, key in enumerate(keys, 1):
+            results.append(one(key))
+            if progress:
+                progress(n)
+        return results
+    if "fork" in multiprocessing.get_all_start_methods():
+        n_chunks = min(len(keys), workers * 8)
+        bounds = np.linspace(0, len(keys), n_chunks + 1).astype(int)
+        chunks = [keys[a:b] for a, b in itertools.pairwise(bounds)]
+        _FORKED["one"] = one
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for part in pool.imap(_fork_chunk, chunks):
+                    results.extend(part)
+                    if progress:
+                        progress(len(results))
+        finally:
+            _FORKED.clear()
+        return results
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # pragma: no cover - no fork
+        for n, r in enumerate(pool.map(one, keys), 1):
+            results.append(r)
+            if progress:
+                progress(n)
+    return results

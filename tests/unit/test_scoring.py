@@ -168,3 +168,16 @@ def test_lower_scores_on_worse_predictions(open_template):
     assert bad_out["metrics"]["points"]["AUC10"] < 0.9
     # the mask is unchanged, so IoU-only AP stays perfect
     assert bad_out["metrics"]["iou"]["AP"] == 1.0
+
+
+def test_worker_processes_equal_serial(open_template):
+    gt_dict, dets = make_case(seed=9, n_images=20, points=30)
+    gt, preds = records(gt_dict, dets)
+    solver = EuclideanSolver(open_template)
+    a = compute_similarities(gt, preds, open_template, solver, workers=1)
+    b = compute_similarities(gt, preds, open_template, solver, workers=2)
+    assert len(a.images) == len(b.images) == 20
+    for x, y in zip(a.images, b.images, strict=True):
+        np.testing.assert_array_equal(x.gps_per_part, y.gps_per_part)
+        np.testing.assert_array_equal(x.mask_iou, y.mask_iou)
+    np.testing.assert_array_equal(a.point_dist, b.point_dist)
