@@ -111,11 +111,14 @@ def decode_rle(rle: Any) -> np.ndarray:
 
 
 def _label_map(dp_masks: tuple[Any, ...]) -> np.ndarray:
+    """256x256 float64 part labels: part k = k, a later part overwrites an earlier one."""
+    present = [(k, rle) for k, rle in enumerate(dp_masks, start=1) if rle]
     label = np.zeros((_GRID, _GRID), dtype=np.float64)
-    for k, rle in enumerate(dp_masks, start=1):
-        if rle:
-            label[decode_rle(rle) > 0] = k
-    return label
+    if not present:
+        return label
+    stack = decode_rle([rle for _, rle in present])  # (256, 256, n), one call
+    ids = np.array([k for k, _ in present], dtype=np.float64)
+    return np.max(np.where(stack > 0, ids, 0.0), axis=2)
 
 
 def gt_mask(

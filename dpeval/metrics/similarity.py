@@ -228,8 +228,24 @@ def compute_similarities(
             for g in gidx:
                 a = gt.annotations[g]
                 gmasks.append(gt_mask(a.bbox, a.dp_masks, a.segmentation, img_h, img_w, protocol))
+        # rectangles [x0, x1) x [y0, y1) that a detection must touch to score anything:
+        # GT boxes widened by one pixel on the left/top (truncation toward zero) and
+        # the GT masks; a detection touching none has GPS = IoU = 0 with every GT
+        rects = [
+            (float(b[0]) - 1, float(b[0] + b[2]) + 1, float(b[1]) - 1, float(b[1] + b[3]) + 1)
+            for b in (gt.annotations[g].bbox for g in gidx)
+        ]
+        rects += [
+            (m.x0, m.x0 + m.mask.shape[1], m.y0, m.y0 + m.mask.shape[0]) for m in gmasks if m.area
+        ]
         for k, d in enumerate(didx):
             det = preds.detections[d]
+            dx, dy, dw, dh = (float(t) for t in det.bbox)
+            if _SKIP_UNTOUCHED and not any(
+                dx < x1 and x0 < dx + dw + 1 and dy < y1 and y0 < dy + dh + 1
+                for x0, x1, y0, y1 in rects
+            ):
+                continue  # decoding it cannot change any number
             iuv = det.load_iuv()
             if len(sel):
                 pred[k] = _sample(iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut)
@@ -314,6 +330,7 @@ def compute_similarities(
     return Similarities(images, pts.owner, pts.part, point_dist, protocol)
 
 
+_SKIP_UNTOUCHED = True  # skip decoding detections that touch no GT (tests turn it off)
 _FORKED: dict[str, Any] = {}  # the per-image function, inherited by forked workers
 
 

@@ -181,3 +181,27 @@ def test_worker_processes_equal_serial(open_template):
         np.testing.assert_array_equal(x.gps_per_part, y.gps_per_part)
         np.testing.assert_array_equal(x.mask_iou, y.mask_iou)
     np.testing.assert_array_equal(a.point_dist, b.point_dist)
+
+
+def test_skipping_untouched_detections_changes_nothing(open_template, monkeypatch):
+    """Detections that touch no GT box or mask are not decoded; the numbers must be
+    those of decoding everything."""
+    import dpeval.metrics.similarity as sim_mod
+
+    gt_dict, dets = make_case(seed=10, n_images=5, points=30)
+    rng = np.random.default_rng(1)
+    extra = []
+    for img in range(1, 6):  # far-away false positives, and one just touching a box
+        iuv = np.ones((3, 20, 20), np.uint8)
+        extra.append((img, [600.0, 440.0, 20.0, 20.0], float(rng.random()), iuv))
+    a0 = next(a for a in gt_dict["annotations"] if "dp_x" in a)
+    x, y, w, _ = a0["bbox"]
+    extra.append(
+        (a0["image_id"], [x + w + 0.5, y, 10.0, 10.0], 0.99, np.ones((3, 10, 10), np.uint8))
+    )
+    gt, preds = records(gt_dict, dets + extra)
+    solver = EuclideanSolver(open_template)
+    fast = run_all(gt, preds, open_template, solver)[1]
+    monkeypatch.setattr(sim_mod, "_SKIP_UNTOUCHED", False)
+    full = run_all(gt, preds, open_template, solver)[1]
+    assert fast["metrics"] == full["metrics"]
