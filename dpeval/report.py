@@ -134,7 +134,7 @@ class Summary:
         elif ap_keys:
             names = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
             out.append("")
-            out.append(f"{'metric':<12}" + "".join(f"{n:>7}" for n in names))
+            out.append(f"{'(x100)':<12}" + "".join(f"{n:>7}" for n in names))
             for k in ap_keys:
                 m = self.metrics[k]
                 out.append(f"{k:<12}" + "".join(_fmt(m.get(n)) for n in names))
