@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _cases import EuclideanSolver
 from PIL import Image
 
 from dpeval.api import score
@@ -94,10 +93,8 @@ def test_loads_with_pycocotools_and_dpeval(dataset):
 
 
 def _solver(template):
-    try:
-        from dpeval.geodesic import GeodesicSolver
-    except ImportError:
-        return EuclideanSolver(template)
+    from dpeval.geodesic import GeodesicSolver
+
     return GeodesicSolver(template)
 
 
