@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import __version__
@@ -289,6 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    previous = warnings.showwarning
+    if not args.debug:  # one line per warning, without source lines
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            print(f"dpeval: warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
     try:
         return int(args.func(args))
     except DpevalError as exc:
@@ -296,9 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dpeval: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unreadable inputs, unwritable outputs, full disks
+        if args.debug:
+            raise
+        print(f"dpeval: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # pragma: no cover
         print("dpeval: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

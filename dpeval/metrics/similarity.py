@@ -88,6 +88,13 @@ class Similarities:
         per-part GPS, ties to the higher score): inf for a miss or without detection;
         NaN where the GT point itself has no valid vertex (excluded everywhere).
     protocol : str
+    point_vertex : (N,) int64 or None
+        Template vertex of each GT point (-1 invalid).
+    point_pred_vertex : (N,) int64 or None
+        Template vertex predicted at the point by the same best detection as
+        ``point_dist`` (-1: background, outside the box, or no detection).
+    point_pred_part : (N,) int64 or None
+        Part id (0..24; 0 background, outside or no detection) predicted there.
     """
 
     images: list[ImageSims]
@@ -95,6 +102,9 @@ class Similarities:
     point_part: np.ndarray
     point_dist: np.ndarray
     protocol: str
+    point_vertex: np.ndarray | None = None
+    point_pred_vertex: np.ndarray | None = None
+    point_pred_part: np.ndarray | None = None
 
 
 def top_detections(preds: Predictions, max_dets: int) -> dict[tuple[int, int], np.ndarray]:
@@ -149,8 +159,9 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
 
 def _sample(
     iuv: np.ndarray, bbox: np.ndarray, x: np.ndarray, y: np.ndarray, protocol: str, lut: np.ndarray
-) -> np.ndarray:
-    """Predicted template vertex at each GT point (-1 outside / background)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted template vertex (-1 outside / background) and part id (0 there) at each
+    GT point."""
     dx, dy, dw, dh = (float(t) for t in bbox)
     _, h_arr, w_arr = iuv.shape
     wlim, hlim = (dw, dh) if protocol == "challenge2019" else (float(int(dw)), float(int(dh)))
@@ -158,13 +169,15 @@ def _sample(
     row = np.trunc(y - dy)
     inside = (col >= 0) & (row >= 0) & (col < wlim) & (row < hlim) & (col < w_arr) & (row < h_arr)
     out = np.full(len(x), -1, dtype=np.int64)
+    part = np.zeros(len(x), dtype=np.int64)
     if inside.any():
         c = col[inside].astype(np.int64)
         r = row[inside].astype(np.int64)
         i = iuv[0, r, c].astype(np.int64)
         i[i > 24] = 0
         out[inside] = lut[i, iuv[1, r, c], iuv[2, r, c]]
-    return out
+        part[inside] = i
+    return out, part
 
 
 def compute_similarities(
@@ -222,6 +235,7 @@ def compute_similarities(
             else np.zeros(0, dtype=np.int64)
         )
         pred = np.full((len(didx), len(sel)), -1, dtype=np.int64)
+        pred_part = np.zeros((len(didx), len(sel)), dtype=np.int8)
         ious = np.zeros((len(didx), len(gidx))) if with_masks else None
         gmasks: list[BoxMask] = []
         if with_masks and len(didx):
@@ -248,12 +262,14 @@ def compute_similarities(
                 continue  # decoding it cannot change any number
             iuv = det.load_iuv()
             if len(sel):
-                pred[k] = _sample(iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut)
+                pred[k], pred_part[k] = _sample(
+                    iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut
+                )
             if with_masks:
                 dm = detection_mask(iuv, det.bbox, img_h, img_w)
                 for j, g in enumerate(gidx):
                     ious[k, j] = mask_iou(dm, gmasks[j], bool(gt.annotations[g].iscrowd))
-        return key, gidx, didx, sel, pred.astype(np.int32), ious
+        return key, gidx, didx, sel, pred.astype(np.int32), ious, pred_part
 
     results = _run_images(one, keys, workers, progress)
 
@@ -278,8 +294,12 @@ def compute_similarities(
     best_score = np.full(len(gt.annotations), -np.inf)
     point_dist = np.full(len(pts.x), np.inf)
     point_dist[pts.vertex < 0] = np.nan
+    point_pred_vertex = np.full(len(pts.x), -1, dtype=np.int64)
+    point_pred_part = np.zeros(len(pts.x), dtype=np.int64)
     images = []
-    for (key, gidx, didx, sel, pred, ious), o in zip(results, offsets[:-1], strict=True):
+    for (key, gidx, didx, sel, pred, ious, pred_part), o in zip(
+        results, offsets[:-1], strict=True
+    ):
         d = dist[o : o + pred.size].reshape(pred.shape)
         n_d, n_g = len(didx), len(gidx)
         gps_paper = np.zeros((n_d, n_g))
@@ -309,6 +329,8 @@ def compute_similarities(
                     ):
                         best_gps[g], best_score[g] = gps_part[k, j], s
                         point_dist[pts.start[g] : pts.stop[g]] = d[k, block]
+                        point_pred_vertex[pts.start[g] : pts.stop[g]] = pred[k, block]
+                        point_pred_part[pts.start[g] : pts.stop[g]] = pred_part[k, block]
         dets = [preds.detections[i] for i in didx]
         det_boxes = np.array([x.bbox for x in dets], dtype=np.float64).reshape(-1, 4)
         gt_boxes = np.array([gt.annotations[g].bbox for g in gidx], dtype=np.float64).reshape(-1, 4)
@@ -327,7 +349,16 @@ def compute_similarities(
                 box_iou=box_iou(det_boxes, gt_boxes, crowd),
             )
         )
-    return Similarities(images, pts.owner, pts.part, point_dist, protocol)
+    return Similarities(
+        images,
+        pts.owner,
+        pts.part,
+        point_dist,
+        protocol,
+        point_vertex=pts.vertex,
+        point_pred_vertex=point_pred_vertex,
+        point_pred_part=point_pred_part,
+    )
 
 
 _SKIP_UNTOUCHED = True  # skip decoding detections that touch no GT (tests turn it off)
