@@ -105,18 +105,7 @@ class Mesh:
         # sources gave values identical to full fields already at a 1 cm margin (11
         # differed by < 3e-17 m with no margin); tests check identity
         self.stop_margin = float(_STOP_EDGES * edge_len.mean())
-        for arr in (
-            self.vertices,
-            self.faces,
-            self.corners,
-            self.hnbr,
-            self.hdat,
-            self.htwin,
-            self.hopq,
-            self.vf_off,
-            self.vf_face,
-            self.vf_corner,
-        ):
+        for arr in self.kernel_args()[:-2]:
             arr.flags.writeable = False
 
     @property
