@@ -526,18 +526,7 @@ def pairs_by_source(
     targets,
     result,
     nchunks,
-    vertices,
-    faces,
-    corners,
-    hnbr,
-    hdat,
-    htwin,
-    hopq,
-    vf_off,
-    vf_face,
-    vf_corner,
-    width,
-    nbuckets,
+    mesh,
     margin,
 ):
     """Distances for pairs grouped by source, one field per source, in parallel.
@@ -557,12 +546,15 @@ def pairs_by_source(
         Receives ``d(source, target)`` at the grouped pair positions.
     nchunks : int
         Number of contiguous source chunks (the parallel work items).
-    (remaining)
-        Mesh arrays, queue settings and the early-stop ``margin``, as for
-        :func:`geodesic_field`.
+    mesh : tuple
+        The mesh arrays and queue settings of :func:`geodesic_field`, in its order
+        (``vertices`` ... ``nbuckets``).
+    margin : float
+        Early-stop margin, as for :func:`geodesic_field`.
     """
-    nv = vertices.shape[0]
-    nf = faces.shape[0]
+    nv = mesh[0].shape[0]
+    nf = mesh[1].shape[0]
+    nbuckets = mesh[11]
     ns = sources.shape[0]
     for ck in prange(nchunks):
         lo = ck * ns // nchunks
@@ -577,18 +569,7 @@ def pairs_by_source(
                 stop_t[q - ptr[s]] = targets[perm[q]]
             geodesic_field(
                 s,
-                vertices,
-                faces,
-                corners,
-                hnbr,
-                hdat,
-                htwin,
-                hopq,
-                vf_off,
-                vf_face,
-                vf_corner,
-                width,
-                nbuckets,
+                *mesh,
                 out,
                 state,
                 link,
@@ -608,18 +589,7 @@ def fill_condensed(
     row_lo,
     row_hi,
     nchunks,
-    vertices,
-    faces,
-    corners,
-    hnbr,
-    hdat,
-    htwin,
-    hopq,
-    vf_off,
-    vf_face,
-    vf_corner,
-    width,
-    nbuckets,
+    mesh,
 ):
     """Fill rows ``row_lo:row_hi`` of the quantised condensed distance table.
 
@@ -635,8 +605,8 @@ def fill_condensed(
         Source rows to fill.
     nchunks : int
         Number of contiguous row chunks (the parallel work items).
-    (remaining)
-        Mesh arrays and queue settings, as for :func:`geodesic_field`.
+    mesh : tuple
+        The mesh arrays and queue settings of :func:`geodesic_field`, in its order.
 
     Returns
     -------
@@ -644,8 +614,9 @@ def fill_condensed(
         Largest distance met (before quantisation); above ``65534 * scale``
         means some entries saturated.
     """
-    nv = vertices.shape[0]
-    nf = faces.shape[0]
+    nv = mesh[0].shape[0]
+    nf = mesh[1].shape[0]
+    nbuckets = mesh[11]
     nrow = row_hi - row_lo
     dmax = np.zeros(nchunks)
     for ck in prange(nchunks):
@@ -661,18 +632,7 @@ def fill_condensed(
                 continue
             geodesic_field(
                 a,
-                vertices,
-                faces,
-                corners,
-                hnbr,
-                hdat,
-                htwin,
-                hopq,
-                vf_off,
-                vf_face,
-                vf_corner,
-                width,
-                nbuckets,
+                *mesh,
                 out,
                 state,
                 link,

@@ -598,7 +598,7 @@ class GeodesicSolver:
                         dmax = max(
                             dmax,
                             _kernels.fill_condensed(
-                                arr, scale, lo, hi, _CHUNKS_PER_THREAD * nthreads, *m.kernel_args()
+                                arr, scale, lo, hi, _CHUNKS_PER_THREAD * nthreads, m.kernel_args()
                             ),
                         )
                         log.info(
@@ -670,7 +670,7 @@ class GeodesicSolver:
                 lo,
                 result,
                 _CHUNKS_PER_THREAD * nthreads,
-                *m.kernel_args(),
+                m.kernel_args(),
                 m.stop_margin,
             )
         return result
