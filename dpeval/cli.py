@@ -257,9 +257,11 @@ def _parser() -> argparse.ArgumentParser:
     vp.add_argument("--gt", help="ground-truth JSON")
     vp.set_defaults(func=_cmd_validate)
 
+    from .insight.cli import add_insight_parsers
     from .synth.cli import add_synth_parser
 
     add_synth_parser(sub)
+    add_insight_parsers(sub)
 
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")

@@ -297,9 +297,7 @@ def compute_similarities(
     point_pred_vertex = np.full(len(pts.x), -1, dtype=np.int64)
     point_pred_part = np.zeros(len(pts.x), dtype=np.int64)
     images = []
-    for (key, gidx, didx, sel, pred, ious, pred_part), o in zip(
-        results, offsets[:-1], strict=True
-    ):
+    for (key, gidx, didx, sel, pred, ious, pred_part), o in zip(results, offsets[:-1], strict=True):
         d = dist[o : o + pred.size].reshape(pred.shape)
         n_d, n_g = len(didx), len(gidx)
         gps_paper = np.zeros((n_d, n_g))

@@ -1,0 +1,236 @@
+"""Insight stage entry points: score once, then derive every table of the report.
+
+In: predictions and ground truth (paths or loaded objects). Out: :class:`Insight`, the
+official :class:`~dpeval.report.Summary` plus DataFrames (intervals, per part, RCP,
+taxonomy, confusion, worst instances), and :func:`compare` for two models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..formats.model import GroundTruth, Predictions
+from ..metrics.similarity import Similarities
+from ..report import Summary
+from ..template import BodyTemplate, load_template
+from .bootstrap import DEFAULT_RESAMPLES, MetricTables, bootstrap_metrics, build_tables
+from .bootstrap import compare_metrics as _compare_tables
+from .tables import coarse_part_errors, instance_table, part_errors, rcp_curves
+from .taxonomy import classify_points, part_confusion, taxonomy_counts
+
+__all__ = ["Insight", "analyze", "compare", "score_tables"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Insight:
+    """Everything the report shows, for notebooks.
+
+    Attributes
+    ----------
+    summary : Summary
+        The official numbers (same as ``dpeval score``).
+    intervals : pandas.DataFrame
+        :func:`~dpeval.insight.bootstrap.bootstrap_metrics`.
+    per_part, coarse_parts : pandas.DataFrame
+        :func:`~dpeval.insight.tables.part_errors` / ``coarse_part_errors``.
+    rcp : pandas.DataFrame
+        :func:`~dpeval.insight.tables.rcp_curves`.
+    taxonomy : pandas.DataFrame
+        :func:`~dpeval.insight.taxonomy.taxonomy_counts`.
+    confusion : pandas.DataFrame
+        :func:`~dpeval.insight.taxonomy.part_confusion`.
+    instances : pandas.DataFrame
+        :func:`~dpeval.insight.tables.instance_table`, worst first.
+    point_category : (N,) int8
+        Taxonomy code of each GT point.
+    """
+
+    summary: Summary
+    intervals: Any
+    per_part: Any
+    coarse_parts: Any
+    rcp: Any
+    taxonomy: Any
+    confusion: Any
+    instances: Any
+    point_category: np.ndarray
+    sims: Similarities
+    gt: GroundTruth
+    preds: Predictions
+    template: BodyTemplate
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        """Name -> matplotlib Figure of every report figure except the gallery."""
+        from . import figures as F
+
+        return {
+            "per_part": F.part_bar_figure(self.per_part, "Per part (24 DensePose charts)"),
+            "coarse_parts": F.part_bar_figure(self.coarse_parts, "Per coarse part"),
+            "rcp": F.rcp_figure(self.rcp),
+            "body_error": F.body_error_figure(
+                self.template,
+                F.vertex_error(self.template, self.sims.point_vertex, self.sims.point_dist),
+            ),
+            "taxonomy": F.taxonomy_figure(self.taxonomy),
+            "confusion": F.confusion_figure(self.confusion),
+        }
+
+
+def score_tables(
+    preds: Any,
+    gt: Any,
+    *,
+    template: BodyTemplate | str = "open",
+    protocol: str = "challenge2019",
+    kappa: str = "per-part",
+    min_iou: float = 0.5,
+    max_dets: int = 20,
+    workers: int = 2,
+    solver: Any = None,
+) -> tuple[Summary, Similarities, MetricTables, GroundTruth, Predictions, BodyTemplate, Any]:
+    """Score once (the official numbers) and build the bootstrap tables from the same
+    similarities. Returns (summary, sims, tables, gt, preds, template, solver)."""
+    from .. import __version__
+    from ..api import _check_images, _read
+    from ..errors import ParamsError
+    from ..metrics import compute_similarities, evaluate_similarities
+
+    tpl = load_template(template) if isinstance(template, str) else template
+    p, g = _read(preds, gt)
+    if p.kind != "instances":
+        raise ParamsError(
+            f"{p.source}: dpeval report needs instance predictions (image-level dense maps "
+            "have no AP); use dpeval score --metric points"
+        )
+    p, _ = _check_images(p, g, False)
+    if solver is None:
+        from ..geodesic import GeodesicSolver
+
+        solver = GeodesicSolver(tpl)
+    sims = compute_similarities(
+        g, p, tpl, solver, protocol=protocol, with_masks=True, max_dets=max_dets, workers=workers
+    )
+    out = evaluate_similarities(
+        sims,
+        g,
+        tpl,
+        ["gps", "gpsm", "iou", "points"],
+        kappa=kappa,
+        protocol=protocol,
+        min_iou=min_iou,
+        max_dets=max_dets,
+    )
+    summary = Summary(
+        dpeval_version=__version__,
+        template_id=tpl.id,
+        template_sha256=tpl.checksum,
+        protocol=protocol,
+        predictions_sha256=p.sha256,
+        ground_truth_sha256=g.sha256,
+        predictions_format=p.format,
+        metrics=out["metrics"],
+        stats=out["stats"],
+        official_summary=out["official_summary"],
+        per_part_rows=out["per_part"],
+        warnings={},
+    )
+    tables = build_tables(sims, g, max_dets=max_dets, min_iou=min_iou, protocol=protocol)
+    return summary, sims, tables, g, p, tpl, solver
+
+
+def analyze(
+    preds: Any,
+    gt: Any,
+    *,
+    template: BodyTemplate | str = "open",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    protocol: str = "challenge2019",
+    min_iou: float = 0.5,
+    max_dets: int = 20,
+    workers: int = 2,
+    solver: Any = None,
+) -> Insight:
+    """Score and analyse one model: intervals, per part, RCP, taxonomy, worst people.
+
+    Parameters
+    ----------
+    preds, gt : path or loaded object
+        Instance predictions and DensePose-COCO ground truth.
+    template : BodyTemplate or str
+    resamples, seed : int
+        Image bootstrap (``resamples`` draws, seeded).
+    protocol, min_iou, max_dets, workers
+        As in :func:`dpeval.api.score`.
+
+    Returns
+    -------
+    Insight
+
+    Example
+    -------
+    >>> ins = analyze("examples/preds.json", "examples/gt.json", resamples=200)  # doctest: +SKIP
+    >>> ins.intervals.loc["gps_perpart_AP"]  # doctest: +SKIP
+    """
+    summary, sims, tables, g, p, tpl, solver = score_tables(
+        preds, gt, template=template, protocol=protocol, min_iou=min_iou,
+        max_dets=max_dets, workers=workers, solver=solver,
+    )  # fmt: skip
+    intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed)
+    codes = classify_points(sims, tpl, solver)
+    area_of = np.array([a.area for a in g.annotations], dtype=np.float64)
+    return Insight(
+        summary=summary,
+        intervals=intervals,
+        per_part=part_errors(sims.point_dist, sims.point_part),
+        coarse_parts=coarse_part_errors(sims.point_dist, sims.point_part),
+        rcp=rcp_curves(sims.point_dist, sims.point_part, area_of[sims.point_gt]),
+        taxonomy=taxonomy_counts(codes, sims.point_part),
+        confusion=part_confusion(sims),
+        instances=instance_table(sims, g),
+        point_category=codes,
+        sims=sims,
+        gt=g,
+        preds=p,
+        template=tpl,
+        options={"resamples": resamples, "seed": seed, "protocol": protocol,
+                 "min_iou": min_iou, "max_dets": max_dets},
+    )  # fmt: skip
+
+
+def compare(
+    preds_a: Any,
+    preds_b: Any,
+    gt: Any,
+    *,
+    template: BodyTemplate | str = "open",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    protocol: str = "challenge2019",
+    min_iou: float = 0.5,
+    max_dets: int = 20,
+    workers: int = 2,
+) -> Any:
+    """Paired image bootstrap of model B minus model A on the same ground truth.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`~dpeval.insight.bootstrap.compare_metrics`.
+    """
+    from ..formats import load_ground_truth
+
+    tpl = load_template(template) if isinstance(template, str) else template
+    g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    opts = dict(template=tpl, protocol=protocol, min_iou=min_iou, max_dets=max_dets,
+                workers=workers)  # fmt: skip
+    _, _, ta, _, _, _, solver = score_tables(preds_a, g, **opts)
+    _, _, tb, _, _, _, _ = score_tables(preds_b, g, solver=solver, **opts)
+    return _compare_tables(ta, tb, resamples=resamples, seed=seed)

@@ -1,0 +1,148 @@
+"""Command line of the insight layer: ``dpeval report`` and ``dpeval compare``.
+
+:func:`add_insight_parsers` adds both subcommands to the ``dpeval`` parser; each sets
+``func`` to a handler returning the exit code (0 ok, 1 a ``--fail-if-worse`` gate
+failed; errors are raised as :class:`~dpeval.errors.DpevalError` for ``dpeval.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from .bootstrap import DEFAULT_RESAMPLES, HEADLINE_METRICS
+
+__all__ = ["add_insight_parsers", "run_compare", "run_report"]
+
+_METRIC_CHOICES = {
+    "gps_paper": "gps_paper_AP",
+    "gps_perpart": "gps_perpart_AP",
+    "gps": "gps_perpart_AP",
+    "gpsm": "gpsm_AP",
+    "iou": "iou_AP",
+    "auc10": "AUC10",
+    "auc30": "AUC30",
+}
+
+
+def add_insight_parsers(subparsers: Any) -> None:
+    """Add ``report`` and ``compare`` to ``subparsers`` (from ``add_subparsers``)."""
+    rp = subparsers.add_parser(
+        "report",
+        help="write an HTML report: intervals, per-part errors, RCP, body map, taxonomy",
+    )
+    rp.add_argument("predictions", help="instance predictions (format detected)")
+    rp.add_argument("ground_truth", help="DensePose-COCO ground-truth JSON")
+    rp.add_argument("-o", "--output", required=True, help="output directory")
+    rp.add_argument("--images", help="directory of the GT images (gallery overlays)")
+    _common(rp)
+    rp.add_argument("--worst", type=int, default=8, help="people in the gallery (default 8)")
+    rp.set_defaults(func=run_report)
+
+    cp = subparsers.add_parser(
+        "compare", help="paired image bootstrap of model B minus model A on one GT"
+    )
+    cp.add_argument("predictions_a", help="baseline predictions (A)")
+    cp.add_argument("predictions_b", help="candidate predictions (B)")
+    cp.add_argument("ground_truth", help="DensePose-COCO ground-truth JSON")
+    cp.add_argument(
+        "--metric",
+        action="append",
+        choices=sorted(_METRIC_CHOICES),
+        help="metric(s) to print and gate on; repeat for several (default: all headline)",
+    )
+    cp.add_argument(
+        "--fail-if-worse",
+        action="store_true",
+        help="exit 1 if B is significantly worse (95%% interval of B - A below 0) on a "
+        "selected metric",
+    )
+    _common(cp)
+    cp.set_defaults(func=run_compare)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--template", default="open", help="'open' (default) or a directory")
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help=f"bootstrap resamples of the images (default {DEFAULT_RESAMPLES})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--protocol", choices=("challenge2019", "detectron2"), default="challenge2019")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from ..errors import ParamsError
+
+    if args.resamples < 10:
+        raise ParamsError(f"--resamples {args.resamples}: use at least 10 (default 1000)")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``dpeval report``: write the report; prints its path and the summary."""
+    from .analysis import analyze
+    from .html import write_report
+
+    _check(args)
+    t0 = time.perf_counter()
+    ins = analyze(
+        args.predictions,
+        args.ground_truth,
+        template=args.template,
+        resamples=args.resamples,
+        seed=args.seed,
+        protocol=args.protocol,
+        workers=args.workers,
+    )
+    path = write_report(ins, args.output, images=args.images, n_worst=args.worst)
+    out = sys.stdout
+    for name, r in ins.intervals.iterrows():
+        out.write(f"{name:<16} {r['value']:.4f}  95% CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]\n")
+    out.write(f"report: {path}  ({time.perf_counter() - t0:.1f} s)\n")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``dpeval compare``: print B - A per metric; 1 if the gate is asked and fails."""
+    from .analysis import compare
+
+    _check(args)
+    df = compare(
+        args.predictions_a,
+        args.predictions_b,
+        args.ground_truth,
+        template=args.template,
+        resamples=args.resamples,
+        seed=args.seed,
+        protocol=args.protocol,
+        workers=args.workers,
+    )
+    wanted = (
+        list(dict.fromkeys(_METRIC_CHOICES[m] for m in args.metric))
+        if args.metric
+        else [m for m in HEADLINE_METRICS]
+    )
+    wanted = [m for m in wanted if m in df.index]
+    out = sys.stdout
+    out.write(
+        f"paired image bootstrap, {args.resamples} resamples, seed {args.seed}; diff = B - A\n"
+    )
+    out.write(f"{'metric':<16} {'A':>8} {'B':>8} {'diff':>9}  {'95% interval':<21} {'p':>7}\n")
+    worse = []
+    for m in wanted:
+        r = df.loc[m]
+        out.write(
+            f"{m:<16} {r['a']:8.4f} {r['b']:8.4f} {r['diff']:+9.4f}  "
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {r['p_value']:7.3f}\n"
+        )
+        if r["ci_high"] < 0:
+            worse.append(m)
+    if args.fail_if_worse and worse:
+        out.write(f"FAIL: B is significantly worse on {', '.join(worse)}\n")
+        return 1
+    return 0
