@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ._cache import cache_dir
+from ._safe_pickle import safe_pickle_load
 from ._typing import PathLike
 from .errors import TemplateError
 from .template import BodyTemplate
@@ -243,7 +244,7 @@ def _convert_pdist(src: Path, npy: Path, expected: int) -> None:
         if src.suffix == ".pkl":
             with open(src, "rb") as fh:
                 try:
-                    obj = pickle.load(fh, encoding="latin1")
+                    obj = safe_pickle_load(fh)  # never runs code from the file
                 except Exception as exc:
                     raise TemplateError(f"{src}: not a readable pickle ({exc})") from None
             if not isinstance(obj, dict) or "Pdist_matrix" not in obj:

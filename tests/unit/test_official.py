@@ -60,7 +60,7 @@ def test_round_trip_with_distances(tiny_template, tmp_path, monkeypatch):
     def no_unpickle(*args, **kwargs):
         raise AssertionError("the pickle was loaded twice")
 
-    monkeypatch.setattr(official.pickle, "load", no_unpickle)
+    monkeypatch.setattr(official, "safe_pickle_load", no_unpickle)
     again = read_official_dir(tmp_path)
     assert isinstance(again.pdist, np.memmap)
     assert np.array_equal(np.asarray(again.pdist), np.asarray(back.pdist))
@@ -162,3 +162,20 @@ def test_export_with_engine_distances_round_trips_in_legacy_mode(tiny_template, 
     exact = GeodesicSolver(tiny_template, cache=False).pairs(a, b)
     np.testing.assert_allclose(legacy.pairs(a, b), exact, atol=engine._scale)
     assert (legacy.pairs(a, a) == 0).all()
+
+
+def test_distance_pickle_cannot_run_code(tiny_template, tmp_path):
+    """A Pdist_matrix.pkl is unpickled with a restricted unpickler."""
+    import os
+
+    export_template(tiny_template, tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    with open(tmp_path / "Pdist_matrix.pkl", "wb") as fh:
+        pickle.dump({"Pdist_matrix": Evil()}, fh)
+    with pytest.raises(TemplateError, match="not a readable pickle"):
+        read_official_dir(tmp_path)
+    assert not (tmp_path / "pwned").exists()
