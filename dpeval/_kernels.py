@@ -114,119 +114,22 @@ def _targets_settled(floor, stop_t, margin, state, link, corners, vf_off, vf_fac
 
 
 @njit(cache=True, error_model="numpy")
-def geodesic_field(
-    source,
-    vertices,
-    faces,
-    corners,
-    hnbr,
-    hdat,
-    htwin,
-    hopq,
-    vf_off,
-    vf_face,
-    vf_corner,
-    width,
-    nbuckets,
-    out,
-    state,
-    link,
-    head,
-    stop_t,
-    margin,
+def _expand(
+    corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head, cur, count, nexp, until
 ):
-    """Geodesic distances from one vertex to every vertex (face-window propagation).
+    """Pop and expand faces from the bucket queue until it is empty or its next
+    non-empty bucket index reaches ``until``; returns ``(cur, count, nexp)``.
 
-    Each face keeps one virtual source (a point in the face's unfolded plane, plus
-    the length ``sigma`` travelled before it) and the cone of directions from it
-    that passed through every edge crossed so far. Faces are expanded in order of
-    their key (distance of the centroid, respecting the cone) from a bucket
-    queue; a face adopts a neighbour's unfolded window when that lowers its key
-    (label-correcting). When the cone misses the next edge, or the source lies
-    behind it, the path bends at the blocking vertex, which becomes the new
-    virtual source. A vertex's distance is the smallest over its faces, and at
-    least the straight-line distance.
-
-    Parameters
-    ----------
-    source : int
-    vertices : (V, 3) float64
-    faces : (F, 3) int32
-    corners, hnbr, hdat, htwin, hopq, vf_off, vf_face, vf_corner
-        Mesh arrays (see module docstring).
-    width : float
-        Bucket width of the queue (same unit as ``vertices``).
-    nbuckets : int
-        Number of cyclic buckets (a power of two).
-    out : (V,) float64
-        Receives the distances.
-    state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
-        Work arrays (contents on entry are ignored); ``link`` holds the queue
-        links (bucket, next, previous) and the cone flags plus entry edge.
-    stop_t : (K,) int32
-        Targets for an early stop; empty for a full field. With targets, the
-        propagation stops once the queue floor has passed the largest target
-        estimate by ``margin`` (+1 %), and only ``out[stop_t]`` (and the source) are
-        written; the values equal those of the full field (see geodesic.py).
-    margin : float
-        Safety distance of the early stop (a few face sizes).
-
-    Returns
-    -------
-    int
-        Number of face expansions.
+    The hot loop of :func:`geodesic_field`, kept free of the early-stop test so that
+    full fields compile as tightly as before.
     """
-    nf = faces.shape[0]
-    nv = out.shape[0]
-    inf = np.inf
-    for f in range(nf):
-        state[f, 3] = inf
-        link[f, 0] = -1
-    for b in range(nbuckets):
-        head[b] = -1
-    cur = 0
-    count = 0
     inv_width = 1.0 / width
-    mask = nbuckets - 1  # nbuckets is a power of two
-    for q in range(vf_off[source], vf_off[source + 1]):
-        f = vf_face[q]
-        c = vf_corner[q]
-        x = corners[f, c, 0]
-        y = corners[f, c, 1]
-        cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
-        cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
-        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
-        state[f, 0] = x
-        state[f, 1] = y
-        state[f, 2] = 0.0
-        state[f, 3] = key
-        link[f, 3] = 0  # unbounded cone, no entry edge
-        # insert into the bucket queue (doubly linked lists, cyclic buckets)
-        bk = int(key * inv_width)
-        if bk >= cur + nbuckets:
-            bk = cur + nbuckets - 1
-        slot = bk & mask
-        link[f, 1] = head[slot]
-        link[f, 2] = -1
-        if head[slot] >= 0:
-            link[head[slot], 2] = f
-        head[slot] = f
-        link[f, 0] = slot
-        count += 1
-    nexp = 0
-    nstop = stop_t.shape[0]
-    next_check = 0
-    stopped = False
+    mask = nbuckets - 1
     while count > 0:
         while head[cur & mask] < 0:
             cur += 1
-        if nstop > 0 and cur >= next_check:
-            next_check = cur + 32
-            if _targets_settled(
-                cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
-            ):
-                stopped = True
-                break
+        if cur >= until:
+            break
         slot = cur & mask
         f = head[slot]
         head[slot] = link[f, 1]
@@ -435,12 +338,157 @@ def geodesic_field(
                 head[slot] = g
                 link[g, 0] = slot
                 count += 1
+    return cur, count, nexp
+
+
+@njit(cache=True, error_model="numpy")
+def geodesic_field(
+    source,
+    vertices,
+    faces,
+    corners,
+    hnbr,
+    hdat,
+    htwin,
+    hopq,
+    vf_off,
+    vf_face,
+    vf_corner,
+    width,
+    nbuckets,
+    out,
+    state,
+    link,
+    head,
+    stop_t,
+    margin,
+):
+    """Geodesic distances from one vertex to every vertex (face-window propagation).
+
+    Each face keeps one virtual source (a point in the face's unfolded plane, plus
+    the length ``sigma`` travelled before it) and the cone of directions from it
+    that passed through every edge crossed so far. Faces are expanded in order of
+    their key (distance of the centroid, respecting the cone) from a bucket
+    queue; a face adopts a neighbour's unfolded window when that lowers its key
+    (label-correcting). When the cone misses the next edge, or the source lies
+    behind it, the path bends at the blocking vertex, which becomes the new
+    virtual source. A vertex's distance is the smallest over its faces, and at
+    least the straight-line distance.
+
+    Parameters
+    ----------
+    source : int
+    vertices : (V, 3) float64
+    faces : (F, 3) int32
+    corners, hnbr, hdat, htwin, hopq, vf_off, vf_face, vf_corner
+        Mesh arrays (see module docstring).
+    width : float
+        Bucket width of the queue (same unit as ``vertices``).
+    nbuckets : int
+        Number of cyclic buckets (a power of two).
+    out : (V,) float64
+        Receives the distances.
+    state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
+        Work arrays (contents on entry are ignored); ``link`` holds the queue
+        links (bucket, next, previous) and the cone flags plus entry edge.
+    stop_t : (K,) int32
+        Targets for an early stop; empty for a full field. With targets, the
+        propagation stops once the queue floor has passed the largest target
+        estimate by ``margin`` (+1 %), and only ``out[stop_t]`` (and the source) are
+        written; the values equal those of the full field (see geodesic.py).
+    margin : float
+        Safety distance of the early stop (a few face sizes).
+
+    Returns
+    -------
+    int
+        Number of face expansions.
+    """
+    nf = faces.shape[0]
+    nv = out.shape[0]
+    inf = np.inf
+    for f in range(nf):
+        state[f, 3] = inf
+        link[f, 0] = -1
+    for b in range(nbuckets):
+        head[b] = -1
+    cur = 0
+    count = 0
+    inv_width = 1.0 / width
+    mask = nbuckets - 1  # nbuckets is a power of two
+    for q in range(vf_off[source], vf_off[source + 1]):
+        f = vf_face[q]
+        c = vf_corner[q]
+        x = corners[f, c, 0]
+        y = corners[f, c, 1]
+        cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
+        cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
+        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
+        state[f, 0] = x
+        state[f, 1] = y
+        state[f, 2] = 0.0
+        state[f, 3] = key
+        link[f, 3] = 0  # unbounded cone, no entry edge
+        # insert into the bucket queue (doubly linked lists, cyclic buckets)
+        bk = int(key * inv_width)
+        if bk >= cur + nbuckets:
+            bk = cur + nbuckets - 1
+        slot = bk & mask
+        link[f, 1] = head[slot]
+        link[f, 2] = -1
+        if head[slot] >= 0:
+            link[head[slot], 2] = f
+        head[slot] = f
+        link[f, 0] = slot
+        count += 1
+    nexp = 0
+    stopped = False
+    if stop_t.shape[0] == 0:
+        cur, count, nexp = _expand(
+            corners,
+            hnbr,
+            hdat,
+            htwin,
+            hopq,
+            width,
+            nbuckets,
+            state,
+            link,
+            head,
+            cur,
+            count,
+            nexp,
+            np.iinfo(np.int64).max,
+        )
+    else:
+        while count > 0:
+            cur, count, nexp = _expand(
+                corners,
+                hnbr,
+                hdat,
+                htwin,
+                hopq,
+                width,
+                nbuckets,
+                state,
+                link,
+                head,
+                cur,
+                count,
+                nexp,
+                cur + 32,
+            )
+            if count > 0 and _targets_settled(
+                cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
+            ):
+                stopped = True
+                break
     sx = vertices[source, 0]
     sy = vertices[source, 1]
     sz = vertices[source, 2]
     if stopped:
         # early stop: only the targets, by the same per-corner rule as below
-        for k in range(nstop):
+        for k in range(stop_t.shape[0]):
             v = stop_t[k]
             d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
             eu = math.sqrt(
@@ -455,19 +503,43 @@ def geodesic_field(
     for f in range(nf):
         if state[f, 3] == inf:
             continue
+        x = state[f, 0]
+        y = state[f, 1]
         sig = state[f, 2]
+        lb = (link[f, 3] & 1) != 0
+        rb = (link[f, 3] & 2) != 0
+        lx = state[f, 4]
+        ly = state[f, 5]
+        rx = state[f, 6]
+        ry = state[f, 7]
         for i in range(3):
             v = faces[f, i]
             if sig >= out[v]:
                 continue
-            dd = _corner_dist(f, i, state, link, corners)
+            px = corners[f, i, 0]
+            py = corners[f, i, 1]
+            if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+                dd = (
+                    sig
+                    + math.sqrt(_sq(x - lx) + _sq(y - ly))
+                    + math.sqrt(_sq(px - lx) + _sq(py - ly))
+                )
+            elif rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+                dd = (
+                    sig
+                    + math.sqrt(_sq(x - rx) + _sq(y - ry))
+                    + math.sqrt(_sq(px - rx) + _sq(py - ry))
+                )
+            else:
+                dd = sig + math.sqrt(_sq(px - x) + _sq(py - y))
             if dd < out[v]:
                 out[v] = dd
     # never shorter than the straight line; exactly 0 at the source
     for v in range(nv):
-        eu = math.sqrt(
-            _sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz)
-        )
+        dx = vertices[v, 0] - sx
+        dy = vertices[v, 1] - sy
+        dz = vertices[v, 2] - sz
+        eu = math.sqrt(dx * dx + dy * dy + dz * dz)
         if out[v] < eu:
             out[v] = eu
     out[source] = 0.0
