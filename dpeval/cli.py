@@ -258,10 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     vp.set_defaults(func=_cmd_validate)
 
     from .insight.cli import add_insight_parsers
+    from .leaderboard.cli import add_leaderboard_parser
     from .synth.cli import add_synth_parser
 
     add_synth_parser(sub)
     add_insight_parsers(sub)
+    add_leaderboard_parser(sub)
 
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")
