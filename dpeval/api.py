@@ -17,7 +17,7 @@ from .params import EvalParams
 from .report import Summary
 from .template import BodyTemplate, load_template
 
-__all__ = ["METRICS", "score"]
+__all__ = ["METRICS", "make_summary", "score"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,6 @@ def score(
     >>> s = score("examples/preds.json", "examples/gt.json")  # doctest: +SKIP
     >>> s.metrics["gps_perpart"]["AP"]  # doctest: +SKIP
     """
-    from . import __version__
     from .metrics import compute_similarities, evaluate_similarities
     from .metrics.points import dense_point_errors
     from .metrics.run import points_block
@@ -169,17 +168,33 @@ def score(
         summary = evaluate_similarities(
             sims, g, tpl, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
         )
+    return make_summary(tpl, p, g, summary, protocol=base.protocol, warnings=counts)
+
+
+def make_summary(
+    template: BodyTemplate,
+    preds: Predictions,
+    gt: GroundTruth,
+    results: dict[str, Any],
+    *,
+    protocol: str,
+    warnings: dict[str, int] | None = None,
+) -> Summary:
+    """A :class:`Summary` from :func:`dpeval.metrics.evaluate_similarities` results and
+    the inputs they came from (versions, checksums, format)."""
+    from . import __version__
+
     return Summary(
         dpeval_version=__version__,
-        template_id=tpl.id,
-        template_sha256=tpl.checksum,
-        protocol=base.protocol,
-        predictions_sha256=p.sha256,
-        ground_truth_sha256=g.sha256,
-        predictions_format=p.format,
-        metrics=summary["metrics"],
-        stats=summary["stats"],
-        official_summary=summary["official_summary"],
-        per_part_rows=summary["per_part"],
-        warnings=counts,
+        template_id=template.id,
+        template_sha256=template.checksum,
+        protocol=protocol,
+        predictions_sha256=preds.sha256,
+        ground_truth_sha256=gt.sha256,
+        predictions_format=preds.format,
+        metrics=results["metrics"],
+        stats=results["stats"],
+        official_summary=results["official_summary"],
+        per_part_rows=results["per_part"],
+        warnings=dict(warnings or {}),
     )

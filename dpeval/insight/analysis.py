@@ -97,8 +97,7 @@ def score_tables(
 ) -> tuple[Summary, Similarities, MetricTables, GroundTruth, Predictions, BodyTemplate, Any]:
     """Score once (the official numbers) and build the bootstrap tables from the same
     similarities. Returns (summary, sims, tables, gt, preds, template, solver)."""
-    from .. import __version__
-    from ..api import _check_images, _read
+    from ..api import _check_images, _read, make_summary
     from ..errors import ParamsError
     from ..metrics import compute_similarities, evaluate_similarities
 
@@ -127,20 +126,7 @@ def score_tables(
         min_iou=min_iou,
         max_dets=max_dets,
     )
-    summary = Summary(
-        dpeval_version=__version__,
-        template_id=tpl.id,
-        template_sha256=tpl.checksum,
-        protocol=protocol,
-        predictions_sha256=p.sha256,
-        ground_truth_sha256=g.sha256,
-        predictions_format=p.format,
-        metrics=out["metrics"],
-        stats=out["stats"],
-        official_summary=out["official_summary"],
-        per_part_rows=out["per_part"],
-        warnings={},
-    )
+    summary = make_summary(tpl, p, g, out, protocol=protocol)
     tables = build_tables(sims, g, max_dets=max_dets, min_iou=min_iou, protocol=protocol)
     return summary, sims, tables, g, p, tpl, solver
 
