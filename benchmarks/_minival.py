@@ -163,3 +163,15 @@ def build(
     tmp.write_text(json.dumps(records, separators=(",", ":")))
     os.replace(tmp, pred_path)
     return gt_path, pred_path
+
+
+def cached_case(n_images: int = 1500, n_people: int = 2300) -> Path:
+    """The case directory under ``benchmarks/.cache/``, built on first use."""
+    import time
+
+    case = Path(__file__).resolve().parent / ".cache" / f"minival_{n_images}_{n_people}"
+    if not (case / "preds.json").is_file():
+        t = time.perf_counter()
+        build(case, n_images=n_images, n_people=n_people)
+        print(f"built the case in {time.perf_counter() - t:.1f} s -> {case}")
+    return case

@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,13 +40,9 @@ def main() -> None:
     ap.add_argument("--resamples", type=int, default=1000)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    from _minival import build
+    from _minival import cached_case
 
-    case = HERE / ".cache" / f"minival_{args.images}_{args.people}"
-    if not (case / "preds.json").is_file():
-        t = time.perf_counter()
-        build(case, n_images=args.images, n_people=args.people)
-        print(f"built case in {time.perf_counter() - t:.1f} s")
+    case = cached_case(args.images, args.people)
     with tempfile.TemporaryDirectory() as out:
         r = subprocess.run(
             [sys.executable, "-c", CHILD, str(case / "gt.json"), str(case / "preds.json"),

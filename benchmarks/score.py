@@ -17,7 +17,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,13 +42,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    from _minival import build
+    from _minival import cached_case
 
-    case = HERE / ".cache" / f"minival_{args.images}_{args.people}"
-    if not (case / "preds.json").is_file():
-        t = time.perf_counter()
-        build(case, n_images=args.images, n_people=args.people)
-        print(f"built the case in {time.perf_counter() - t:.1f} s -> {case}")
+    case = cached_case(args.images, args.people)
     gt = json.loads((case / "gt.json").read_text())
     n_dense = sum("dp_x" in a for a in gt["annotations"])
     n_pts = sum(len(a.get("dp_x", [])) for a in gt["annotations"])
