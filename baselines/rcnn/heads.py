@@ -287,9 +287,7 @@ def densepose_losses(
     return losses
 
 
-def iuv_from_outputs(
-    out: dict[str, Tensor], height: int, width: int, index: int = 0
-) -> Tensor:
+def iuv_from_outputs(out: dict[str, Tensor], height: int, width: int, index: int = 0) -> Tensor:
     """The ``(3, height, width) uint8`` IUV map of one detection.
 
     The head outputs are resized bilinearly (``align_corners=False``) to the box size;
