@@ -1,4 +1,5 @@
-"""Command line of the leaderboard: ``dpeval leaderboard submit | show | render``.
+"""Command line of the leaderboard: ``dpeval leaderboard submit | show | render | serve |
+admin``.
 
 :func:`add_leaderboard_parser` adds the ``leaderboard`` command to the ``dpeval``
 parser; each subcommand sets ``func`` to a handler returning the exit code. Errors are
@@ -84,6 +85,192 @@ def add_leaderboard_parser(subparsers: Any) -> None:
         "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
     )
     rp.set_defaults(func=run_render)
+
+    _add_serve_parser(sub)
+    _add_admin_parser(sub)
+
+
+def _add_serve_parser(sub: Any) -> None:
+    from .server import Limits
+    from .worker import DEFAULT_SPLIT as SERVER_SPLIT
+
+    d = Limits()
+    vp = sub.add_parser(
+        "serve",
+        help="host a benchmark with hidden ground truth (web service + one scoring worker)",
+        description="Serve the leaderboard page and the submission API with waitress, and "
+        "supervise one scoring worker. Needs the 'serve' extra: pip install -e \".[serve]\".",
+    )
+    vp.add_argument("--gt", required=True, help="hidden ground-truth JSON (never served)")
+    vp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
+    vp.add_argument("--db", help="server database (default STORE/.server/server.db)")
+    vp.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    vp.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    vp.add_argument("--split", default=SERVER_SPLIT, help=f"split name (default {SERVER_SPLIT})")
+    vp.add_argument(
+        "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
+    )
+    vp.add_argument(
+        "--max-upload-mb",
+        type=_positive,
+        default=d.max_upload_bytes // 2**20,
+        help=f"largest upload in MiB (default {d.max_upload_bytes // 2**20})",
+    )
+    vp.add_argument(
+        "--per-team-per-day",
+        type=_positive,
+        default=d.per_team_per_day,
+        help=f"submissions per team in 24 h (default {d.per_team_per_day})",
+    )
+    vp.add_argument(
+        "--queue-cap",
+        type=_positive,
+        default=d.queue_cap,
+        help=f"jobs waiting before uploads get 429 (default {d.queue_cap})",
+    )
+    vp.add_argument(
+        "--resamples",
+        type=_positive,
+        default=DEFAULT_RESAMPLES,
+        help=f"bootstrap resamples per entry (default {DEFAULT_RESAMPLES})",
+    )
+    vp.add_argument("--threads", type=_positive, default=4, help="web threads (default 4)")
+    vp.add_argument(
+        "--job-timeout",
+        type=_positive,
+        default=3600,
+        help="seconds one scoring job may take before the worker is killed (default 3600)",
+    )
+    vp.set_defaults(func=run_serve)
+
+
+def _add_admin_parser(sub: Any) -> None:
+    ap = sub.add_parser("admin", help="teams and submissions of a served benchmark")
+    asub = ap.add_subparsers(dest="admin_command", metavar="ACTION")
+    ap.set_defaults(func=lambda a: (ap.print_help(), 2)[1])
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", default=DEFAULT_STORE, help="store directory")
+        p.add_argument("--db", help="server database (default STORE/.server/server.db)")
+
+    p = asub.add_parser("add-team", help="register a team and print its token (shown once)")
+    p.add_argument("name", help="team name (1-64 characters)")
+    common(p)
+    p.set_defaults(func=run_add_team)
+    p = asub.add_parser("list-teams", help="list teams (tokens are not stored)")
+    common(p)
+    p.set_defaults(func=run_list_teams)
+    p = asub.add_parser("revoke-team", help="revoke a team's token")
+    p.add_argument("name")
+    common(p)
+    p.set_defaults(func=run_revoke_team)
+    p = asub.add_parser("list-submissions", help="list submissions, newest first")
+    p.add_argument("--team", help="only this team")
+    p.add_argument("--state", choices=("queued", "scoring", "done", "failed"))
+    common(p)
+    p.set_defaults(func=run_list_submissions)
+    p = asub.add_parser("requeue", help="queue a finished or failed submission again")
+    p.add_argument("id", type=_positive)
+    common(p)
+    p.set_defaults(func=run_requeue)
+
+
+def _db(args: argparse.Namespace) -> Any:
+    from .db import Database, default_db_path
+
+    return Database(args.db or default_db_path(args.store))
+
+
+def _when(t: float | None) -> str:
+    import time
+
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def run_add_team(args: argparse.Namespace) -> int:
+    """``admin add-team``: prints the id and the token (the only time it is shown)."""
+    team_id, token = _db(args).add_team(args.name)
+    _say(f"team {team_id}: {args.name.strip()}")
+    _say(f"token: {token}")
+    _say("Give this token to the team now; it is not stored and cannot be shown again.")
+    return 0
+
+
+def run_list_teams(args: argparse.Namespace) -> int:
+    """``admin list-teams``: id, creation date, state, name."""
+    for t in _db(args).teams():
+        state = "active" if t.revoked is None else f"revoked {_when(t.revoked)}"
+        _say(f"{t.id:>4}  {_when(t.created)}  {state:<27}  {t.name}")
+    return 0
+
+
+def run_revoke_team(args: argparse.Namespace) -> int:
+    """``admin revoke-team``."""
+    t = _db(args).revoke_team(args.name)
+    _say(f"revoked team {t.id}: {t.name}")
+    return 0
+
+
+def run_list_submissions(args: argparse.Namespace) -> int:
+    """``admin list-submissions``: one line per submission."""
+    from ..errors import ParamsError
+
+    db = _db(args)
+    team_id = None
+    if args.team is not None:
+        match = [t for t in db.teams() if t.name == args.team]
+        if not match:
+            raise ParamsError(f"no team named {args.team!r}")
+        team_id = match[0].id
+    for s in db.submissions(team_id, args.state):
+        tail = s.entry or (s.error or "")[:100]
+        _say(f"{s.id:>5}  {_when(s.created)}  {s.state:<7}  {s.attempts}  {s.team}  "
+             f"{s.name!r}  {tail}")  # fmt: skip
+    return 0
+
+
+def run_requeue(args: argparse.Namespace) -> int:
+    """``admin requeue ID``."""
+    _db(args).requeue(args.id)
+    _say(f"submission {args.id} queued again")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``dpeval leaderboard serve``: runs until SIGTERM or Ctrl-C."""
+    from ..errors import ParamsError
+
+    try:
+        from .server import Limits, serve
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ParamsError(
+            f'the server needs Flask and waitress ({exc}); pip install -e ".[serve]"'
+        ) from None
+
+    def ready(host: str, port: int) -> None:
+        _say(f"serving http://{host}:{port}/ (store {args.store}); Ctrl-C stops")
+        sys.stdout.flush()
+
+    limits = Limits(
+        max_upload_bytes=args.max_upload_mb * 2**20,
+        per_team_per_day=args.per_team_per_day,
+        queue_cap=args.queue_cap,
+    )
+    serve(
+        args.store,
+        args.gt,
+        args.db,
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        split=args.split,
+        metric=args.metric,
+        resamples=args.resamples,
+        threads=args.threads,
+        job_timeout_s=args.job_timeout,
+        on_ready=ready,
+    )
+    return 0
 
 
 def run_submit(args: argparse.Namespace) -> int:
