@@ -241,7 +241,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..errors import ParamsError
 
     try:
-        from .server import Limits, serve
+        from .server import Limits
+        from .worker import serve
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ParamsError(
             f'the server needs Flask and waitress ({exc}); pip install -e ".[serve]"'

@@ -53,8 +53,10 @@ __all__ = [
     "LimitError",
     "Submission",
     "Team",
+    "check_team_name",
     "default_db_path",
     "hash_token",
+    "row_dict",
 ]
 
 SCHEMA_VERSION = 1

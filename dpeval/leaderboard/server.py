@@ -2,7 +2,9 @@
 
 In: a store (public entries), the hidden ground-truth JSON and the server database
 (:mod:`dpeval.leaderboard.db`). Out: HTTP routes; accepted uploads are queued for the
-single scoring worker (:mod:`dpeval.leaderboard.worker`).
+single scoring worker. :func:`create_app` builds the Flask app; :func:`dpeval.leaderboard.
+worker.serve` runs it with waitress next to the supervised worker. Pages are Jinja
+templates in ``templates/`` (autoescaped).
 
 Routes
 ------
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import html
 import logging
 import os
 import re
@@ -69,7 +72,7 @@ from .rank import DEFAULT_METRIC, METRICS
 from .store import BOX_PROTOCOLS, check_method, entries_dir, read_entry
 from .worker import DEFAULT_SPLIT, uploads_dir
 
-__all__ = ["COOKIE", "Limits", "check_upload", "create_app", "serve"]
+__all__ = ["COOKIE", "Limits", "check_upload", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -193,56 +196,14 @@ class _State:
                     continue
                 if e.data["inputs"]["ground_truth_sha256"] == self.gt_sha256:
                     entries.append(e)
+            nav = (
+                '<p><a href="/submissions">My submissions</a> · <a href="/login">Sign in</a>'
+                f" · split <code>{html.escape(self.split)}</code> (hidden ground truth)</p>"
+            )
             page = render_html(rank(entries, self.metric))
+            page = page.replace("</h1>\n", "</h1>\n" + nav + "\n", 1)
             self._board = (names, page)
             return page
-
-
-_LAYOUT = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-{% if refresh %}<meta http-equiv="refresh" content="{{ refresh }}">{% endif %}
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{ title }}</title>
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse}th,td{border-bottom:1px solid #ddd;padding:4px 8px;
-text-align:left}th{background:#f4f4f4}.err{color:#a00}code{font-size:13px}</style>
-</head><body><p><a href="/">Leaderboard</a> · <a href="/submissions">My submissions</a>
-· <a href="/login">Sign in</a></p><h1>{{ title }}</h1>
-@BODY@
-</body></html>"""
-
-_LIST = """{% if team %}<p>Team <b>{{ team }}</b>.</p>{% endif %}
-{% if rows %}<table><tr><th>Id</th><th>Method</th><th>State</th><th>Created</th>
-<th>Entry</th></tr>{% for r in rows %}<tr><td><a href="/submissions/{{ r.id }}">{{ r.id }}</a>
-</td><td>{{ r.name }}</td><td>{{ r.state }}</td><td>{{ r.created }}</td>
-<td><code>{{ r.entry or "" }}</code></td></tr>{% endfor %}</table>
-{% else %}<p>No submissions yet.</p>{% endif %}"""
-
-_DETAIL = """<table>
-<tr><th>Team</th><td>{{ s.team }}</td></tr>
-<tr><th>Method</th><td>{% if link %}<a href="{{ s.url }}" rel="noopener noreferrer nofollow">
-{{ s.name }}</a>{% else %}{{ s.name }}{% endif %}</td></tr>
-<tr><th>Description</th><td>{{ s.description }}</td></tr>
-<tr><th>Boxes</th><td>{{ s.boxes }}</td></tr>
-<tr><th>State</th><td><b>{{ s.state }}</b></td></tr>
-<tr><th>Created</th><td>{{ s.created }}</td></tr>
-<tr><th>Started</th><td>{{ s.started or "" }}</td></tr>
-<tr><th>Finished</th><td>{{ s.finished or "" }}</td></tr>
-<tr><th>Attempts</th><td>{{ s.attempts }}</td></tr>
-<tr><th>Upload sha256</th><td><code>{{ s.sha256 }}</code> ({{ s.size }} bytes)</td></tr>
-{% if s.error %}<tr><th>Error</th><td class="err">{{ s.error }}</td></tr>{% endif %}
-{% if s.entry %}<tr><th>Entry</th><td><code>{{ s.entry }}</code></td></tr>{% endif %}
-</table>
-{% if metrics %}<h2>Scores</h2><table>{% for k, v in metrics.items() %}
-<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}"""
-
-_LOGIN = """<form method="post" action="/login"><label>Team token
-<input type="password" name="token" size="50" autocomplete="off"></label>
-<button type="submit">Sign in</button></form>
-<p>The token is kept in an HttpOnly cookie for this site only.</p>
-<form method="post" action="/logout"><button type="submit">Sign out</button></form>"""
-
-_MESSAGE = """<p class="err">{{ message }}</p>"""
 
 
 def _headline(store: Path, entry_id: str | None) -> dict[str, str]:
@@ -303,7 +264,7 @@ def create_app(
     -------
     >>> app = create_app("leaderboard", "hidden/gt.json")  # doctest: +SKIP
     """
-    from flask import Flask, jsonify, make_response, redirect, render_template_string, request
+    from flask import Flask, jsonify, make_response, redirect, render_template, request
     from werkzeug.exceptions import HTTPException
 
     limits = limits or Limits()
@@ -317,25 +278,23 @@ def create_app(
     if swept:
         log.warning("removed %d upload file(s) without a database row", len(swept))
 
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None, template_folder="templates")
     app.config.update(MAX_CONTENT_LENGTH=limits.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.extensions["dpeval"] = state
 
     def is_api() -> bool:
         return request.path.startswith("/api/")
 
-    def page(title: str, body: str, status: int = 200, refresh: int = 0, **ctx: Any):
-        text = render_template_string(
-            _LAYOUT.replace("@BODY@", body), title=title, refresh=refresh, **ctx
-        )
-        return make_response(text, status)
+    def page(template: str, title: str, status: int = 200, **ctx: Any):
+        """An HTML page (Jinja autoescapes every value of ``ctx``)."""
+        return make_response(render_template(template, title=title, **ctx), status)
 
     def error(status: int, message: str, **headers: str):
         message = _one_line(message)
         if is_api():
             resp = make_response(jsonify(error=message), status)
         else:
-            resp = page(f"Error {status}", _MESSAGE, status, message=message)
+            resp = page("message.html", f"Error {status}", status, message=message)
         resp.headers.update(headers)
         return resp
 
@@ -502,7 +461,7 @@ def create_app(
     def html_list():
         t = team(cookie=True)
         rows = [row_dict(s) for s in db.submissions(t.id)]
-        return page("My submissions", _LIST, team=t.name, rows=rows)
+        return page("list.html", "My submissions", team=t.name, rows=rows)
 
     @app.get("/submissions/<int:sub_id>")
     def html_get(sub_id: int):
@@ -510,19 +469,20 @@ def create_app(
         d = row_dict(s)
         link = bool(re.match(r"^https?://[^\s]+$", d["url"], re.IGNORECASE))
         refresh = 10 if s.state in ("queued", "scoring") else 0
-        return page(f"Submission {s.id}", _DETAIL, refresh=refresh, s=d, link=link,
-                    metrics=_headline(store_p, s.entry))  # fmt: skip
+        scores = _headline(store_p, s.entry)
+        return page("detail.html", f"Submission {s.id}", refresh=refresh, s=d, link=link,
+                    scores=scores)  # fmt: skip
 
     @app.get("/login")
     def login_form():
-        return page("Sign in", _LOGIN)
+        return page("login.html", "Sign in")
 
     @app.post("/login")
     def login():
         token = request.form.get("token", "").strip()
         found = db.team_for_token(token) if 0 < len(token) <= MAX_TOKEN_CHARS else None
         if found is None or found.revoked is not None:
-            return page("Sign in", _MESSAGE + _LOGIN, 401, message="unknown or revoked token")
+            return page("login.html", "Sign in", 401, message="unknown or revoked token")
         resp = redirect("/submissions", code=303)
         resp.set_cookie(COOKIE, token, max_age=30 * 24 * 3600, httponly=True,
                         samesite="Strict", secure=request.is_secure, path="/")  # fmt: skip
@@ -535,65 +495,3 @@ def create_app(
         return resp
 
     return app
-
-
-def serve(
-    store: str | os.PathLike[str],
-    gt: str | os.PathLike[str],
-    db_path: str | os.PathLike[str] | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    limits: Limits | None = None,
-    split: str = DEFAULT_SPLIT,
-    metric: str = DEFAULT_METRIC,
-    resamples: int | None = None,
-    threads: int = 4,
-    job_timeout_s: float = 3600.0,
-    on_ready: Any = None,
-) -> None:
-    """Serve the app with waitress and supervise one scoring worker until SIGTERM/SIGINT.
-
-    ``on_ready(host, port)`` is called once the socket listens (``port=0`` picks a free
-    one). Both signals stop the web server and then the worker.
-    """
-    import signal
-    import sys
-
-    import waitress
-
-    from .submit import DEFAULT_RESAMPLES
-    from .worker import Supervisor
-
-    limits = limits or Limits()
-    db_file = Path(db_path or default_db_path(store))
-    app = create_app(store, gt, db_file, limits=limits, split=split, metric=metric)
-    server = waitress.create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        max_request_body_size=limits.max_upload_bytes + FORM_OVERHEAD_BYTES,
-        ident="dpeval",
-    )
-    command = [
-        sys.executable, "-m", "dpeval.leaderboard.worker", "--store", str(store), "--gt",
-        str(gt), "--db", str(db_file), "--split", split, "--resamples",
-        str(resamples or DEFAULT_RESAMPLES), "--parent-pid", str(os.getpid()),
-    ]  # fmt: skip
-    supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s)
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)  # waitress's loop catches it and shuts its threads down
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    supervisor.start()
-    try:
-        if on_ready is not None:
-            on_ready(server.effective_host, server.effective_port)
-        server.run()
-    finally:
-        supervisor.stop()
-        server.close()
-        for s, handler in old.items():
-            signal.signal(s, handler)

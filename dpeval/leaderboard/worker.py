@@ -1,4 +1,4 @@
-"""Leaderboard server worker: score queued submissions against the hidden ground truth.
+"""Leaderboard server processes: the scoring worker, its supervisor, and :func:`serve`.
 
 In: the server database (:mod:`dpeval.leaderboard.db`), uploads under
 ``<store>/.server/uploads/<id>.json`` and the hidden ground truth. Out: one leaderboard
@@ -6,8 +6,10 @@ entry per submission in ``<store>/entries/`` (via :func:`~dpeval.leaderboard.sto
 write_entry`) and the submission marked ``done`` (with the entry id) or ``failed``
 (with a one-line message).
 
-Run as ``python -m dpeval.leaderboard.worker --store S --gt G`` (``dpeval leaderboard
-serve`` starts and supervises exactly one). Guarantees:
+Run as ``python -m dpeval.leaderboard.worker --store S --gt G``. :func:`serve` (``dpeval
+leaderboard serve``) runs waitress in the main process and, through :class:`Supervisor`,
+exactly one worker subprocess, restarted if it dies; SIGTERM/SIGINT stop both.
+Guarantees:
 
 - **One worker, one job at a time.** The worker holds an exclusive ``flock`` on
   ``<db>.worker.lock`` for its whole life; a second one exits with code 3. Jobs are
@@ -40,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -56,7 +57,15 @@ from .db import Database, Submission, default_db_path
 from .store import entries_dir, write_entry
 from .submit import DEFAULT_RESAMPLES
 
-__all__ = ["EXIT_LOCKED", "ScoringWorker", "Supervisor", "find_entry", "main", "uploads_dir"]
+__all__ = [
+    "EXIT_LOCKED",
+    "ScoringWorker",
+    "Supervisor",
+    "find_entry",
+    "main",
+    "serve",
+    "uploads_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +147,8 @@ class ScoringWorker:
 
     def lock(self) -> bool:
         """Take the single-worker lock; False if another worker holds it."""
+        import fcntl  # POSIX only; imported here so the package imports everywhere
+
         fd = os.open(f"{self.db.path}.worker.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -314,6 +325,66 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def serve(
+    store: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Any = None,
+    split: str = DEFAULT_SPLIT,
+    metric: str = "gpsm",
+    resamples: int | None = None,
+    threads: int = 4,
+    job_timeout_s: float = 3600.0,
+    on_ready: Any = None,
+) -> None:
+    """Serve the app with waitress and supervise one scoring worker until SIGTERM/SIGINT.
+
+    ``on_ready(host, port)`` is called once the socket listens (``port=0`` picks a free
+    one). Both signals stop the web server and then the worker.
+    """
+    import signal
+
+    import waitress
+
+    from .server import FORM_OVERHEAD_BYTES, Limits, create_app
+
+    limits = limits or Limits()
+    db_file = Path(db_path or default_db_path(store))
+    app = create_app(store, gt, db_file, limits=limits, split=split, metric=metric)
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=limits.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        ident="dpeval",
+    )
+    command = [
+        sys.executable, "-m", "dpeval.leaderboard.worker", "--store", str(store), "--gt",
+        str(gt), "--db", str(db_file), "--split", split, "--resamples",
+        str(resamples or DEFAULT_RESAMPLES), "--parent-pid", str(os.getpid()),
+    ]  # fmt: skip
+    supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)  # waitress's loop catches it and shuts its threads down
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    supervisor.start()
+    try:
+        if on_ready is not None:
+            on_ready(server.effective_host, server.effective_port)
+        server.run()
+    finally:
+        supervisor.stop()
+        server.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
