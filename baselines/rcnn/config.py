@@ -86,8 +86,8 @@ class RCNNConfig:
     uv_beta: float = 0.1
     # training
     batch_size: int = 2
-    iters: int = 40
-    lr: float = 0.02
+    iters: int = 60
+    lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 5

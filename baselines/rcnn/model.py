@@ -113,7 +113,7 @@ class DensePoseRCNN(nn.Module):
         pos_mask = labels_t == 1
         losses["box_reg"] = (
             F.smooth_l1_loss(deltas[pos_mask].float(), torch.cat(targets)[pos_mask],
-                             beta=0.0, reduction="sum") / n
+                             beta=1.0, reduction="sum") / n
         )  # fmt: skip
         if dp_rois:
             dp_rois_t = torch.cat(dp_rois)

@@ -1,0 +1,235 @@
+"""Training of the DensePose-RCNN baseline.
+
+In: an :class:`~baselines.rcnn.config.RCNNConfig`, a DensePose-Synth (or DensePose-COCO
+with ``annotations``/``image_dir``) split read by :class:`baselines.common.data.SynthDataset`.
+Out: in ``out_dir``: ``model.pt`` (weights, config, iteration, optimiser state; written
+atomically by :func:`baselines.common.train.save_checkpoint`), ``config.json`` and
+``loss_log.jsonl`` (one line per logged iteration: ``iter``, ``lr``, ``loss`` (the total),
+every loss term and ``time``); returns a :class:`TrainResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baselines.common.data import SynthDataset, collate
+from baselines.common.train import (
+    LossLog,
+    Schedule,
+    choose_device,
+    endless,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    setup_torch,
+    train_loop,
+)
+
+from .config import RCNNConfig
+from .model import DensePoseRCNN
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+LOG_FILE = "loss_log.jsonl"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    iters : int
+        Iterations run in this call.
+    losses : list of float
+        Total loss per iteration.
+    seconds : float
+        Wall time of the loop (data loading included, model building excluded).
+    out_dir : Path
+    history : list of dict
+        Per iteration, every loss term (from :func:`baselines.common.train.train_loop`).
+    """
+
+    iters: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    out_dir: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def s_per_iter(self) -> float:
+        """Seconds per iteration."""
+        return self.seconds / max(1, self.iters)
+
+    def mean(self, first: bool, n: int = 5) -> float:
+        """Mean total loss of the first (or last) ``n`` iterations."""
+        xs = self.losses[:n] if first else self.losses[-n:]
+        return float(np.mean(xs)) if xs else math.nan
+
+
+def schedule(cfg: RCNNConfig) -> Schedule:
+    """Linear warm-up from ``lr / 100``, then x0.1 at each ``lr_steps`` fraction."""
+    return Schedule(
+        max_iters=cfg.iters,
+        warmup_iters=cfg.warmup_iters,
+        warmup_factor=0.01,
+        kind="step",
+        steps=tuple(int(f * cfg.iters) for f in cfg.lr_steps),
+    )
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RCNNConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW; no weight decay on norms and biases."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+
+
+def _loss_fn(device: torch.device):
+    def fn(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
+        images, metas = batch
+        return model(images.to(device, non_blocking=True), metas)
+
+    return fn
+
+
+def train(
+    cfg: RCNNConfig,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str = "train",
+    annotations: str | Path | None = None,
+    image_dir: str | Path | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    max_images: int | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``cfg.iters`` iterations and write the checkpoint directory.
+
+    Parameters
+    ----------
+    cfg : RCNNConfig
+        ``threads`` pins CPU threads (0: leave torch's default).
+    data : path
+        Dataset root.
+    out_dir : path
+        Checkpoint directory (created).
+    split : str
+    annotations, image_dir : path, optional
+        For DensePose-COCO style data (see :class:`~baselines.common.data.SynthDataset`).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    seed : int
+    max_images : int, optional
+        Train on the first images of the split only (smoke tests).
+    resume : bool
+        Continue from ``out_dir/model.pt`` when it exists.
+
+    Returns
+    -------
+    TrainResult
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = choose_device(device)
+    if (dev.type == "cpu" and cfg.threads > 0) or dev.type == "cuda":
+        setup_torch(dev, max(cfg.threads, 1))
+    seed_everything(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dataset = SynthDataset(
+        data, split, annotations=annotations, image_dir=image_dir, load_iuv=False,
+        max_images=max_images,
+    )  # fmt: skip
+    if len(dataset) == 0:
+        raise ValueError(f"{data}: split {split!r} has no images")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=min(cfg.batch_size, len(dataset)),
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate,
+        num_workers=cfg.workers,
+        generator=gen,
+        persistent_workers=cfg.workers > 0,
+        pin_memory=dev.type == "cuda",
+    )
+    model = DensePoseRCNN(cfg).to(dev)
+    opt = make_optimizer(model, cfg)
+    start = 0
+    ckpt = out / MODEL_FILE
+    if resume and ckpt.exists():
+        state = load_checkpoint(ckpt, map_location=dev)
+        model.load_state_dict(state["model"])
+        if state.get("optimizer"):
+            opt.load_state_dict(state["optimizer"])
+        start = int(state["iter"])
+    (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    def checkpoint(it: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "config": cfg.to_dict(), "iter": it}  # fmt: skip
+        save_checkpoint(ckpt, state)
+
+    t0 = time.perf_counter()
+    history = train_loop(
+        model,
+        endless(loader),
+        _loss_fn(dev),
+        opt,
+        schedule(cfg),
+        device=dev,
+        clip_grad=cfg.grad_clip or None,
+        amp=cfg.amp,
+        loss_log=LossLog(out / LOG_FILE, append=start > 0),
+        log_every=cfg.log_every,
+        checkpoint=checkpoint,
+        checkpoint_every=cfg.ckpt_every,
+        start_iter=start,
+    )
+    seconds = time.perf_counter() - t0
+    return TrainResult(
+        iters=len(history),
+        losses=[h["loss"] for h in history],
+        seconds=seconds,
+        out_dir=out,
+        history=history,
+    )
+
+
+def load_model(ckpt_dir: str | Path, device: str = "cpu") -> DensePoseRCNN:
+    """The trained model of a checkpoint directory (or ``model.pt`` path), in eval mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        No checkpoint there.
+    """
+    p = Path(ckpt_dir)
+    path = p / MODEL_FILE if p.is_dir() else p
+    dev = choose_device(device)
+    state = load_checkpoint(path, map_location=dev)
+    model = DensePoseRCNN(RCNNConfig.from_dict(state["config"])).to(dev)
+    model.load_state_dict(state["model"])
+    return model.eval()
