@@ -263,6 +263,39 @@ class SynthDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def _where(self, image_id: int) -> str:
+        return f"{self.annotations}: image id {image_id} ({self.gt.images[image_id].file_name!r})"
+
+    def image_and_iuv(self, i: int) -> tuple[Tensor, Tensor | None]:
+        """Only the normalised image (3, H, W) and the IUV map (or None) of item ``i``.
+
+        The cheap path for dense training (no masks or points decoded); same checks as
+        :meth:`__getitem__`.
+        """
+        image_id = self._ids[i]
+        info = self.gt.images[image_id]
+        rgb = self._rgb(image_id)
+        iuv = None
+        if self.load_iuv:
+            iuv = read_iuv(
+                self.iuv_dir / self._iuv_names[image_id],
+                info.height,
+                info.width,
+                self._where(image_id),
+            )
+        return normalize(rgb), iuv
+
+    def _rgb(self, image_id: int) -> np.ndarray:
+        info = self.gt.images[image_id]
+        where = self._where(image_id)
+        rgb = _read_rgb(self.image_dir / info.file_name, where)
+        if rgb.shape[:2] != (info.height, info.width):
+            raise FormatError(
+                f"{where}: image file is {rgb.shape[0]}x{rgb.shape[1]} (HxW) but the ground "
+                f"truth says {info.height}x{info.width}; fix the JSON's height/width or the file"
+            )
+        return rgb
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         """One image.
 
@@ -279,16 +312,7 @@ class SynthDataset(torch.utils.data.Dataset):
         """
         image_id = self._ids[i]
         info = self.gt.images[image_id]
-        where = f"{self.annotations}: image id {image_id} ({info.file_name!r})"
-        rgb = _read_rgb(self.image_dir / info.file_name, where)
-        if rgb.shape[:2] != (info.height, info.width):
-            raise FormatError(
-                f"{where}: image file is {rgb.shape[0]}x{rgb.shape[1]} (HxW) but the ground "
-                f"truth says {info.height}x{info.width}; fix the JSON's height/width or the file"
-            )
-        iuv = None
-        if self.load_iuv:
-            iuv = read_iuv(self.iuv_dir / self._iuv_names[image_id], info.height, info.width, where)
+        image, iuv = self.image_and_iuv(i)
         people = self._people.get(image_id, [])
         persons = [p for p in people if not p.iscrowd]
         crowds = [p for p in people if p.iscrowd]
@@ -303,7 +327,7 @@ class SynthDataset(torch.utils.data.Dataset):
                 points["dp_masks"] = None if label is None else torch.from_numpy(label)
             dp.append(points)
         return {
-            "image": normalize(rgb),
+            "image": image,
             "image_id": int(image_id),
             "file_name": info.file_name,
             "height": int(h),

@@ -33,7 +33,11 @@ __all__ = [
 
 
 def iuv_from_outputs(
-    part_logits: Tensor, u: Tensor, v: Tensor, size: tuple[int, int] | None = None
+    part_logits: Tensor,
+    u: Tensor,
+    v: Tensor,
+    size: tuple[int, int] | None = None,
+    fg_threshold: float | None = None,
 ) -> np.ndarray:
     """One prediction's outputs -> a ``(3, H, W) uint8`` IUV map.
 
@@ -45,18 +49,26 @@ def iuv_from_outputs(
     size : (H, W), optional
         Resize (bilinear, ``align_corners=False``) the logits and U/V to this size first,
         e.g. a box's :func:`box_iuv_size`.
+    fg_threshold : float, optional
+        None: I = argmax over the 25 classes. Else a pixel is foreground when its
+        foreground probability ``1 - softmax(part_logits)[0]`` exceeds this, and I is then
+        the most likely of the 24 parts.
 
     Returns
     -------
     (3, H, W) uint8
-        I = argmax part (0 background), U, V of that part times 255, 0 on background.
+        I (0 background), U, V of that part times 255, 0 on background.
     """
     with torch.no_grad():
         stack = torch.cat([part_logits, u, v], dim=0).float()[None]
         if size is not None and tuple(stack.shape[-2:]) != tuple(size):
             stack = F.interpolate(stack, size=tuple(size), mode="bilinear", align_corners=False)
         stack = stack[0]
-        labels = stack[:25].argmax(0)
+        if fg_threshold is None:
+            labels = stack[:25].argmax(0)
+        else:
+            fg_prob = 1.0 - torch.softmax(stack[:25], dim=0)[0]
+            labels = (stack[1:25].argmax(0) + 1) * (fg_prob > fg_threshold)
         index = (labels.clamp(min=1) - 1)[None]
         fg = labels > 0
         uu = stack[25:49].gather(0, index)[0]

@@ -276,8 +276,8 @@ def train_loop(
             scaler.update()
         else:
             optimizer.step()
-        record = {"iter": it, "lr": optimizer.param_groups[0]["lr"], "loss": float(total)}
-        record.update({k: float(v) for k, v in losses.items()})
+        record = {"iter": it, "lr": optimizer.param_groups[0]["lr"], "loss": float(total.detach())}
+        record.update({k: float(v.detach()) for k, v in losses.items()})
         record["time"] = time.perf_counter() - t0
         history.append(record)
         if loss_log is not None and (it % max(log_every, 1) == 0 or it == schedule.max_iters - 1):
