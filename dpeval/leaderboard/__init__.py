@@ -17,7 +17,6 @@ from .render import render_store
 from .server import Limits, create_app
 from .store import ENTRY_SCHEMA, Entry, GroupKey, read_entries, write_entry
 from .submit import build_entry, submit
-from .worker import ScoringWorker, serve
 
 __all__ = [
     "ENTRY_SCHEMA",
@@ -38,3 +37,12 @@ __all__ = [
     "submit",
     "write_entry",
 ]
+
+
+def __getattr__(name: str):
+    # lazy, so that ``python -m dpeval.leaderboard.worker`` does not import itself twice
+    if name in ("ScoringWorker", "serve"):
+        from . import worker
+
+        return getattr(worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -91,8 +91,8 @@ def add_leaderboard_parser(subparsers: Any) -> None:
 
 
 def _add_serve_parser(sub: Any) -> None:
+    from .server import DEFAULT_SPLIT as SERVER_SPLIT
     from .server import Limits
-    from .worker import DEFAULT_SPLIT as SERVER_SPLIT
 
     d = Limits()
     vp = sub.add_parser(

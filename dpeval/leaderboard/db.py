@@ -57,6 +57,7 @@ __all__ = [
     "default_db_path",
     "hash_token",
     "row_dict",
+    "uploads_dir",
 ]
 
 SCHEMA_VERSION = 1
@@ -146,6 +147,11 @@ def hash_token(token: str) -> str:
 def default_db_path(store: str | os.PathLike[str]) -> Path:
     """``<store>/.server/server.db``."""
     return Path(store) / ".server" / "server.db"
+
+
+def uploads_dir(store: str | os.PathLike[str]) -> Path:
+    """``<store>/.server/uploads`` (upload files, named ``<submission id>.json``)."""
+    return Path(store) / ".server" / "uploads"
 
 
 def check_team_name(name: str) -> str:

@@ -107,6 +107,7 @@ th{cursor:pointer;background:#f4f4f4;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .desc{color:#555;font-size:12px;max-width:28em}.ns{color:#b35900;font-weight:bold}
+td code{font-size:11px;word-break:break-all;display:inline-block;max-width:16em}
 """
 
 _SCRIPT = """

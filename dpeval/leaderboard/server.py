@@ -67,16 +67,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DpevalError, DpevalWarning, FormatError
-from .db import Database, LimitError, Submission, Team, default_db_path, row_dict
+from .db import Database, LimitError, Submission, Team, default_db_path, row_dict, uploads_dir
 from .rank import DEFAULT_METRIC, METRICS
 from .store import BOX_PROTOCOLS, check_method, entries_dir, read_entry
-from .worker import DEFAULT_SPLIT, uploads_dir
 
-__all__ = ["COOKIE", "Limits", "check_upload", "create_app"]
+__all__ = ["COOKIE", "DEFAULT_SPLIT", "Limits", "check_upload", "create_app"]
 
 log = logging.getLogger(__name__)
 
 COOKIE = "dpeval_token"
+DEFAULT_SPLIT = "test"
 MAX_TOKEN_CHARS = 200
 MAX_FILENAME_CHARS = 255
 MAX_MESSAGE_CHARS = 500

@@ -53,7 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DpevalError, DpevalWarning
-from .db import Database, Submission, default_db_path
+from .db import Database, Submission, default_db_path, uploads_dir
+from .server import DEFAULT_SPLIT
 from .store import entries_dir, write_entry
 from .submit import DEFAULT_RESAMPLES
 
@@ -64,7 +65,6 @@ __all__ = [
     "find_entry",
     "main",
     "serve",
-    "uploads_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,6 @@ log = logging.getLogger(__name__)
 EXIT_LOCKED = 3
 MAX_ERROR_CHARS = 500
 TEST_PAUSE_ENV = "DPEVAL_WORKER_TEST_PAUSE"
-DEFAULT_SPLIT = "test"
-
-
-def uploads_dir(store: str | os.PathLike[str]) -> Path:
-    """``<store>/.server/uploads``."""
-    return Path(store) / ".server" / "uploads"
 
 
 def find_entry(store: str | os.PathLike[str], instance: str, sub_id: int) -> str | None:

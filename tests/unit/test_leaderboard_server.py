@@ -32,9 +32,13 @@ pytest.importorskip("flask")
 waitress = pytest.importorskip("waitress")
 
 from dpeval.cli import main as dpeval_main  # noqa: E402
-from dpeval.leaderboard.db import Database, default_db_path  # noqa: E402
+from dpeval.leaderboard.db import (  # noqa: E402
+    Database,
+    default_db_path,
+    uploads_dir,
+)
 from dpeval.leaderboard.server import Limits, create_app  # noqa: E402
-from dpeval.leaderboard.worker import EXIT_LOCKED, TEST_PAUSE_ENV, uploads_dir  # noqa: E402
+from dpeval.leaderboard.worker import EXIT_LOCKED, TEST_PAUSE_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PREDS, GT = ROOT / "examples" / "preds.json", ROOT / "examples" / "gt.json"
