@@ -280,7 +280,7 @@ def test_densepose_losses_hand_case():
     uv = smooth_l1(pu - np.array([0.2, 0.9, 0.7])) + smooth_l1(pv - np.array([0.4, 0.1, 0.3]))
     np.testing.assert_allclose(float(losses["dp_part"].detach()), ce, rtol=1e-6)
     np.testing.assert_allclose(float(losses["dp_uv"].detach()), 2.0 * uv, rtol=1e-5)
-    assert float(losses["dp_coarse"]) == 0.0
+    assert float(losses["dp_coarse"].detach()) == 0.0
     sum(losses.values()).backward()  # zero losses keep the graph
     assert out["u"].grad is not None and out["coarse"].grad is not None
 
