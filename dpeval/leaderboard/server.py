@@ -42,7 +42,8 @@ Security decisions
   dpeval's readers (no pixel inflated; 40 M pixel cap), every image id in the ground
   truth, every map no larger than its image (so a decompression bomb within the pixel
   cap is refused too) and the method fields (lengths, no control characters, http(s)
-  URL). Pixels are decoded by the worker.
+  URL). Pixels are decoded by the worker. One upload is validated at a time (a lock),
+  which bounds the memory a burst of large uploads can take.
 - Text fields are stored with parameterised SQL and shown through Jinja autoescaping
   (pages) or JSON; the leaderboard page escapes every entry field.
 - The ground truth is never served: no route reads files other than entries, Flask's
@@ -82,7 +83,7 @@ MAX_FILENAME_CHARS = 255
 MAX_MESSAGE_CHARS = 500
 FORM_OVERHEAD_BYTES = 1 << 20  # multipart framing and text fields on top of the file
 _CHUNK = 1 << 20
-_WARN_LOCK = threading.Lock()  # warnings filters are process-wide
+_VALIDATE_LOCK = threading.Lock()  # one validation at a time: bounds memory; warnings are global
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CSP_PAGE = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -109,6 +110,9 @@ def _one_line(text: str) -> str:
 
 def check_upload(raw: bytes, images: dict[int, Any]) -> int:
     """Validate an uploaded challenge JSON without decoding pixels; return its detections.
+
+    Changes the process-wide warning filters while it runs: the server calls it under a
+    lock.
 
     Parameters
     ----------
@@ -141,7 +145,7 @@ def check_upload(raw: bytes, images: dict[int, Any]) -> int:
             "category_id, bbox, score, uv_shape, uv_data} (COCO DensePose challenge format)"
         )
     gt = GroundTruth(images=images, annotations=(), source="the ground truth")
-    with _WARN_LOCK, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", DpevalWarning)
         preds = load_predictions(records, format="challenge-json")
         check_predictions(preds, gt)
@@ -415,7 +419,8 @@ def create_app(
             if size == 0:
                 raise _Refused(400, "the file is empty")
             try:
-                n_dets = check_upload(tmp.read_bytes(), state.images)
+                with _VALIDATE_LOCK:
+                    n_dets = check_upload(tmp.read_bytes(), state.images)
             except FormatError as exc:
                 raise _Refused(400, str(exc)) from None
 
@@ -484,8 +489,9 @@ def create_app(
         if found is None or found.revoked is not None:
             return page("login.html", "Sign in", 401, message="unknown or revoked token")
         resp = redirect("/submissions", code=303)
+        secure = request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
         resp.set_cookie(COOKIE, token, max_age=30 * 24 * 3600, httponly=True,
-                        samesite="Strict", secure=request.is_secure, path="/")  # fmt: skip
+                        samesite="Strict", secure=secure, path="/")  # fmt: skip
         return resp
 
     @app.post("/logout")

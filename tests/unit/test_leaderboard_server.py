@@ -32,8 +32,10 @@ pytest.importorskip("flask")
 waitress = pytest.importorskip("waitress")
 
 from dpeval.cli import main as dpeval_main  # noqa: E402
+from dpeval.errors import ParamsError  # noqa: E402
 from dpeval.leaderboard.db import (  # noqa: E402
     Database,
+    LimitError,
     default_db_path,
     uploads_dir,
 )
@@ -350,6 +352,48 @@ def test_50_concurrent_uploads(tmp_path, capsys):
     assert max(per_team.values()) <= 8
     assert all((uploads_dir(store) / f).read_bytes() == payload for f in files)
     sys.stderr.write(f"\n50 concurrent uploads answered in {elapsed:.2f} s\n")
+
+
+def test_database_queue_claims_and_attempts(tmp_path, capsys):
+    store = tmp_path / "lb"
+    db = Database(default_db_path(store))
+    team_id, token = db.add_team("  Lab  ")
+    assert db.team_for_token(token).name == "Lab" and db.team_for_token(token + "x") is None
+    for bad in ("Lab", "", "a\x00b", "x" * 65):
+        with pytest.raises(ParamsError):
+            db.add_team(bad)
+    place = {"name": "n"}, dict(size=1, sha256="0" * 64, per_team=5, queue_cap=3)
+
+    def explode(sub_id: int) -> str:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        db.add_submission(team_id, place[0], place_file=explode, **place[1])
+    assert db.counts()["queued"] == 0  # rolled back with the failed file move
+    ids = [db.add_submission(team_id, place[0], place_file=str, **place[1]) for _ in range(3)]
+    with pytest.raises(LimitError, match="queue is full"):
+        db.add_submission(team_id, place[0], place_file=str, **place[1])
+    claimed = [db.claim_next(pid=4242).id for _ in range(3)]
+    assert claimed == ids and db.claim_next(pid=4242) is None
+    assert db.requeue_orphans(lambda pid: pid != 4242) == ids  # worker 4242 is dead
+    assert [db.claim_next(pid=1).attempts for _ in range(3)] == [2, 2, 2]
+    db.requeue_orphans(None)
+    assert db.claim_next(pid=1, max_attempts=2) is None  # each job killed its worker twice
+    assert db.counts() == {"queued": 0, "scoring": 0, "done": 0, "failed": 3}
+    assert "after 2 attempts" in db.get(ids[0]).error
+    with pytest.raises(LimitError, match="rate limit"):  # failed ones still count
+        db.add_submission(team_id, place[0], place_file=str, per_team=3, queue_cap=9,
+                          size=1, sha256="0" * 64)  # fmt: skip
+    capsys.readouterr()
+    args = ["leaderboard", "admin", "requeue", str(ids[1]), "--store", str(store)]
+    assert dpeval_main(args) == 0 and db.get(ids[1]).state == "queued"
+    assert db.get(ids[1]).attempts == 0
+    assert dpeval_main(args) == 2  # not finished: refused with one line
+    assert "not finished" in capsys.readouterr().err
+    assert dpeval_main(["leaderboard", "admin", "list-submissions", "--state", "failed",
+                        "--store", str(store)]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all("failed" in line and "Lab" in line for line in out)
 
 
 # ---------------------------------------------------------------------------- worker
