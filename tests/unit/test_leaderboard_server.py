@@ -148,7 +148,8 @@ def _state(store: Path) -> tuple[list[tuple], list[str]]:
 
 
 def _entries(store: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((store / "entries").glob("*.json"))]
+    found = sorted((store / "entries").glob("*.json"))
+    return [json.loads(p.read_text()) for p in found if not p.name.startswith(".")]
 
 
 def _wait(predicate, timeout: float, what: str):
