@@ -400,13 +400,14 @@ def test_database_queue_claims_and_attempts(tmp_path, capsys):
 # ---------------------------------------------------------------------------- worker
 
 
-def _worker(store: Path, *extra: str, pause: str | None = None) -> subprocess.Popen:
+def _worker(store: Path, *extra: str, pause: str | None = None, capture: bool = False):
     env = {k: v for k, v in os.environ.items() if k != TEST_PAUSE_ENV}
     if pause:
         env[TEST_PAUSE_ENV] = pause
     cmd = [sys.executable, "-m", "dpeval.leaderboard.worker", "--store", str(store), "--gt",
            str(GT), "--resamples", "10", "--poll", "0.2", *extra]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    err = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=err, text=True)
 
 
 def _rows(store: Path) -> dict[int, tuple]:
@@ -441,7 +442,7 @@ def test_worker_killed_mid_scoring_rescores_once(tmp_path, capsys):
         if first.poll() is None:
             first.kill()
     assert _rows(store)[ids[0]][:2] == ("scoring", 1)  # left behind by the dead worker
-    again = _worker(store, "--once")
+    again = _worker(store, "--once", capture=True)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     rows = _rows(store)
@@ -498,6 +499,8 @@ def test_serve_end_to_end_kill9_and_sigterm(tmp_path, capsys):
         except subprocess.TimeoutExpired:
             serve.kill()
             raise
+        finally:
+            serve.stdout.close()
     assert rc == 0
     with pytest.raises(ProcessLookupError):  # SIGTERM stopped the worker too
         os.kill(worker_pid, 0)
