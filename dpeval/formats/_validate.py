@@ -91,6 +91,13 @@ def parse_json(text: bytes | str, source: str) -> Any:
             f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}",
             "fix or re-export the file (a truncated write is the usual cause)",
         ) from None
+    except RecursionError:
+        raise fail(
+            source, "JSON nested too deeply to read", "flatten the document (DensePose files "
+            "nest at most a few levels)"
+        ) from None
+    except ValueError as e:  # e.g. Python's limit on digits in an integer literal
+        raise fail(source, f"unreadable JSON value: {e}", "write numbers in plain form") from None
 
 
 def as_int(value: Any, where: str, name: str) -> int:

@@ -143,6 +143,12 @@ def test_empty_and_malformed_files(tmp_path):
         load_ground_truth(p)
     with pytest.raises(FormatError, match="file not found"):
         load_ground_truth(tmp_path / "missing.json")
+    p.write_text("[" * 200_000)
+    with pytest.raises(FormatError, match="nested too deeply"):
+        load_ground_truth(p)
+    p.write_text('{"images": [{"id": ' + "7" * 5000 + "}]}")
+    with pytest.raises(FormatError, match="unreadable JSON value"):
+        load_ground_truth(p)
 
 
 @pytest.mark.parametrize(
