@@ -95,12 +95,16 @@ class DensePoseRCNN(nn.Module):
             if len(pos):
                 t[: len(pos)] = self.box_coder.encode(props[pos], g[matched[pos]])
             targets.append(t)
-            # DensePose ROIs: positives with a high IoU whose GT has DensePose points.
+            # DensePose ROIs: the GT boxes with DensePose points, then random proposals
+            # with a high IoU to such a GT (not only the box head's sampled positives).
             has_dp = torch.tensor([d is not None for d in dps[i]], dtype=torch.bool,
                                   device=props.device)  # fmt: skip
-            if len(pos) and has_dp.any():
-                ok = pos[(iou[pos] >= cfg.dp_iou) & has_dp[matched[pos]]]
-                ok = ok[: cfg.dp_max_rois_per_image]
+            if has_dp.any():
+                n_prop = len(props) - len(g)
+                gt_idx = n_prop + torch.nonzero(has_dp).flatten()
+                cand = torch.nonzero((iou[:n_prop] >= cfg.dp_iou) & has_dp[matched[:n_prop]])
+                cand = cand.flatten()[torch.randperm(len(cand)).to(cand.device)]
+                ok = torch.cat([gt_idx, cand])[: cfg.dp_max_rois_per_image]
                 dp_rois.append(_with_index(props[ok], i))
                 dp_gt.append(g[matched[ok]])
                 dp_ann.extend(dps[i][int(j)] for j in matched[ok])

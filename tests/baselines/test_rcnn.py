@@ -14,8 +14,9 @@ from baselines.rcnn.predict import predict
 from baselines.rcnn.train import LOG_FILE, load_model, train
 from dpeval.api import score
 
-#: Smoke training: the first 8 train images, 60 iterations (about 0.3 s each, 1 thread).
-SMOKE_IMAGES = 8
+#: Smoke training: the first 4 train images (it must be able to fit them), 60 iterations
+#: of about 0.3 s each on one thread.
+SMOKE_IMAGES = 4
 SMOKE_ITERS = 60
 
 
@@ -31,9 +32,9 @@ def test_training_lowers_the_loss(trained):
     ckpt, result = trained
     assert result.iters == SMOKE_ITERS
     assert all(math.isfinite(x) for x in result.losses)
-    # measured: mean of the first 5 iterations 6.73, of the last 5 3.58 (ratio 0.53)
+    # measured: mean of the first 5 iterations 7.95, of the last 5 2.67 (ratio 0.34)
     first, last = result.mean(first=True), result.mean(first=False)
-    assert last < 0.7 * first, (first, last)
+    assert last < 0.6 * first, (first, last)
     for key in ("rpn_cls", "dp_coarse"):  # each term learns too
         series = [h[key] for h in result.history]
         assert sum(series[-10:]) < 0.8 * sum(series[:10]), key

@@ -30,7 +30,7 @@ from baselines.rcnn.heads import (
     iuv_from_outputs,
     sample_at_points,
 )
-from baselines.rcnn.model import assign_proposals
+from baselines.rcnn.model import DensePoseRCNN, assign_proposals
 from baselines.rcnn.rpn import RPN, assign_anchors
 
 # --------------------------------------------------------------------------- anchors
@@ -318,3 +318,29 @@ def test_iuv_from_outputs():
     assert (iuv[0, :, :4] == 0).all() and (iuv[0, :, 4:] == 7).all()
     assert (iuv[1, :, 4:] == 255).all() and (iuv[2, :, 4:] == 63).all()
     assert (iuv[1:, :, :4] == 0).all()
+
+
+def test_full_model_runs_on_a_tiny_input():
+    """The full config (R50, FPN 256, P6 anchors, 512-ch head), shapes only, no training."""
+    torch.manual_seed(0)
+    cfg = full().replace(rpn_post_nms_test=20, max_dets=2, dp_max_rois_per_image=2,
+                         test_score_thresh=0.0)  # fmt: skip
+    model = DensePoseRCNN(cfg)
+    assert model.use_p6 and model.rpn.strides == (4, 8, 16, 32, 64)
+    images = torch.randn(1, 3, 64, 64)
+    n = 50
+    dp = {"x": torch.linspace(10, 40, n), "y": torch.linspace(5, 60, n),
+          "I": torch.randint(1, 25, (n,)), "U": torch.rand(n), "V": torch.rand(n),
+          "dp_masks": torch.randint(0, 15, (256, 256), dtype=torch.uint8)}  # fmt: skip
+    meta = {"height": 64, "width": 60, "boxes": torch.tensor([[8.0, 4.0, 44.0, 62.0]]),
+            "crowd_boxes": torch.zeros((0, 4)), "dp": [dp]}  # fmt: skip
+    with torch.no_grad():
+        losses = model(images, [meta])
+        assert set(losses) == {"rpn_cls", "rpn_reg", "box_cls", "box_reg", "dp_part",
+                               "dp_uv", "dp_coarse"}  # fmt: skip
+        assert all(torch.isfinite(v) for v in losses.values())
+        model.eval()
+        (res,) = model(images, [meta])
+    assert res["boxes"].shape[1] == 4 and len(res["boxes"]) <= 2
+    assert res["dp"]["fine"].shape[1:] == (25, 56, 56)
+    assert res["dp"]["u"].shape[1:] == (24, 56, 56)
