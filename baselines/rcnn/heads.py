@@ -147,6 +147,24 @@ def sample_at_points(maps: Tensor, roi_index: Tensor, gx: Tensor, gy: Tensor) ->
     )
 
 
+def _distinct(items: Sequence) -> tuple[list, Tensor]:
+    """The distinct non-None items (by identity) and each item's index among them (-1: None).
+
+    ROIs matched to the same GT share its annotation, so it is converted once.
+    """
+    seen: dict[int, int] = {}
+    distinct, index = [], []
+    for it in items:
+        if it is None:
+            index.append(-1)
+            continue
+        if id(it) not in seen:
+            seen[id(it)] = len(distinct)
+            distinct.append(it)
+        index.append(seen[id(it)])
+    return distinct, torch.tensor(index, dtype=torch.int64)
+
+
 def point_targets(
     rois: Tensor, dps: Sequence[dict | None]
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -161,6 +179,7 @@ def point_targets(
     Returns
     -------
     roi_index : (N,) int64
+        Sorted by ROI, then by point order.
     gx, gy : (N,) float32
         Normalised position inside the ROI, in [0, 1].
     parts : (N,) int64
@@ -168,29 +187,35 @@ def point_targets(
     u, v : (N,) float32
     """
     dev = rois.device
-    idx, gxs, gys, parts, us, vs = [], [], [], [], [], []
-    for k, dp in enumerate(dps):
-        if dp is None or len(dp["x"]) == 0:
-            continue
-        x = torch.as_tensor(dp["x"], dtype=torch.float32, device=dev)
-        y = torch.as_tensor(dp["y"], dtype=torch.float32, device=dev)
-        x1, y1, x2, y2 = rois[k].float()
-        gx = (x - x1) / (x2 - x1).clamp(min=1e-6)
-        gy = (y - y1) / (y2 - y1).clamp(min=1e-6)
-        inside = (gx >= 0) & (gx <= 1) & (gy >= 0) & (gy <= 1)
-        n = int(inside.sum())
-        idx.append(torch.full((n,), k, dtype=torch.int64, device=dev))
-        gxs.append(gx[inside])
-        gys.append(gy[inside])
-        parts.append(torch.as_tensor(dp["I"], dtype=torch.int64, device=dev)[inside])
-        us.append(torch.as_tensor(dp["U"], dtype=torch.float32, device=dev)[inside])
-        vs.append(torch.as_tensor(dp["V"], dtype=torch.float32, device=dev)[inside])
-    if not idx:
+    anns, index = _distinct(dps)
+    n_points = [len(d["x"]) for d in anns]
+    if not anns or max(n_points) == 0:
         e = torch.zeros(0, device=dev)
         ei = torch.zeros(0, dtype=torch.int64, device=dev)
         return ei, e, e, ei, e, e
-    cat = torch.cat
-    return cat(idx), cat(gxs), cat(gys), cat(parts), cat(us), cat(vs)
+    p = max(n_points)
+
+    def padded(key: str, dtype: torch.dtype) -> Tensor:
+        rows = [torch.as_tensor(d[key], dtype=dtype) for d in anns]
+        return torch.stack([F.pad(r, (0, p - len(r))) for r in rows]).to(dev)
+
+    index = index.to(dev)
+    rows = index.clamp(min=0)
+    valid = torch.arange(p, device=dev)[None] < torch.tensor(n_points, device=dev)[:, None]
+    r = rois.float()
+    gx = (padded("x", torch.float32)[rows] - r[:, 0:1]) / (r[:, 2:3] - r[:, 0:1]).clamp(min=1e-6)
+    gy = (padded("y", torch.float32)[rows] - r[:, 1:2]) / (r[:, 3:4] - r[:, 1:2]).clamp(min=1e-6)
+    inside = valid[rows] & (index >= 0)[:, None] & (gx >= 0) & (gx <= 1) & (gy >= 0) & (gy <= 1)
+    roi_index, col = torch.nonzero(inside, as_tuple=True)
+    src = rows[roi_index]
+    return (
+        roi_index,
+        gx[roi_index, col],
+        gy[roi_index, col],
+        padded("I", torch.int64)[src, col],
+        padded("U", torch.float32)[src, col],
+        padded("V", torch.float32)[src, col],
+    )
 
 
 def coarse_targets(
@@ -216,13 +241,12 @@ def coarse_targets(
         Their indices in ``rois``.
     """
     dev = rois.device
-    keep = [k for k, m in enumerate(masks) if m is not None]
-    if not keep:
-        return torch.zeros((0, size, size), dtype=torch.int64, device=dev), torch.zeros(
-            0, dtype=torch.int64, device=dev
-        )
-    kt = torch.tensor(keep, device=dev)
-    stack = torch.stack([torch.as_tensor(masks[k], device=dev) for k in keep]).long()
+    distinct, index = _distinct(masks)
+    kt = torch.nonzero(index >= 0).flatten().to(dev)
+    if not distinct:
+        return torch.zeros((0, size, size), dtype=torch.int64, device=dev), kt
+    stack = torch.stack([torch.as_tensor(m) for m in distinct]).to(dev)
+    src = index[index >= 0].to(dev)
     r = rois[kt].float()
     g = gt_boxes[kt].float()
     t = (torch.arange(size, device=dev, dtype=torch.float32) + 0.5) / size
@@ -233,8 +257,8 @@ def coarse_targets(
     cy = ((ys - g[:, 1:2]) / (g[:, 3:4] - g[:, 1:2]).clamp(min=1e-6) * mh).floor().long()
     vx = (cx >= 0) & (cx < mw)
     vy = (cy >= 0) & (cy < mh)
-    n = torch.arange(len(keep), device=dev)[:, None, None]
-    lab = stack[n, cy.clamp(0, mh - 1)[:, :, None], cx.clamp(0, mw - 1)[:, None, :]]
+    rows, cols = cy.clamp(0, mh - 1)[:, :, None], cx.clamp(0, mw - 1)[:, None, :]
+    lab = stack[src[:, None, None], rows, cols].long()
     lab = lab * (vy[:, :, None] & vx[:, None, :])
     if binary:
         lab = (lab > 0).long()

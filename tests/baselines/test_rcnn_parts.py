@@ -28,6 +28,7 @@ from baselines.rcnn.heads import (
     coarse_targets,
     densepose_losses,
     iuv_from_outputs,
+    point_targets,
     sample_at_points,
 )
 from baselines.rcnn.model import DensePoseRCNN, assign_proposals
@@ -344,3 +345,18 @@ def test_full_model_runs_on_a_tiny_input():
     assert res["boxes"].shape[1] == 4 and len(res["boxes"]) <= 2
     assert res["dp"]["fine"].shape[1:] == (25, 56, 56)
     assert res["dp"]["u"].shape[1:] == (24, 56, 56)
+
+
+def test_point_targets_shared_and_missing_annotations():
+    ann = {"x": torch.tensor([1.0, 5.0, 9.0]), "y": torch.tensor([1.0, 5.0, 9.0]),
+           "I": torch.tensor([1, 2, 3]), "U": torch.tensor([0.1, 0.2, 0.3]),
+           "V": torch.tensor([0.4, 0.5, 0.6])}  # fmt: skip
+    rois = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [4.0, 4.0, 12.0, 12.0]])
+    roi_index, gx, gy, parts, u, v = point_targets(rois, [ann, None, ann])
+    assert roi_index.tolist() == [0, 0, 0, 2, 2]
+    assert parts.tolist() == [1, 2, 3, 2, 3]
+    np.testing.assert_allclose(gx.numpy(), [0.1, 0.5, 0.9, 1 / 8, 5 / 8], rtol=1e-6)
+    np.testing.assert_allclose(gy.numpy(), gx.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(u.numpy(), [0.1, 0.2, 0.3, 0.2, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(v.numpy(), [0.4, 0.5, 0.6, 0.5, 0.6], rtol=1e-6)
+    assert len(point_targets(rois, [None, None, None])[0]) == 0
