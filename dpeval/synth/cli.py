@@ -8,6 +8,7 @@ which ``dpeval`` turns into exit code 2).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -35,6 +36,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def parse_size_mix(text: str) -> tuple[float, float, float]:
+    """``"0.2,0.4,0.4"`` -> ``(0.2, 0.4, 0.4)``: probabilities of small, medium, large.
+
+    Raises
+    ------
+    ParamsError
+        Unless three finite non-negative numbers summing to 1 (within 1e-6).
+    """
+    try:
+        mix = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        mix = ()
+    if len(mix) != 3 or not all(math.isfinite(m) and m >= 0 for m in mix):
+        raise ParamsError(
+            f"synth: --size-mix {text!r} is not three non-negative numbers S,M,L, e.g. 0.2,0.4,0.4"
+        )
+    if abs(sum(mix) - 1.0) > 1e-6:
+        raise ParamsError(f"synth: --size-mix {text!r} sums to {sum(mix):g}; it must sum to 1")
+    return mix  # type: ignore[return-value]
+
+
 def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``dpeval synth`` on a ``dpeval`` sub-parser set; returns its parser."""
     sp = subparsers.add_parser(
@@ -50,6 +72,18 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     sp.add_argument("--size", default="640x480", help="image size WIDTHxHEIGHT (default 640x480)")
     sp.add_argument(
         "--max-people", type=int, default=4, help="individual people per image: 1..K (default 4)"
+    )
+    sp.add_argument(
+        "--crowd-prob",
+        type=float,
+        default=0.12,
+        help="probability that an image also holds a crowd group (default 0.12)",
+    )
+    sp.add_argument(
+        "--size-mix",
+        default="0.2,0.4,0.4",
+        metavar="S,M,L",
+        help="probabilities of small, medium and large people (default 0.2,0.4,0.4)",
     )
     sp.add_argument(
         "--workers",
@@ -72,8 +106,16 @@ def run_synth(args: argparse.Namespace) -> int:
     from .scene import SceneConfig
 
     w, h = parse_size(args.size)
+    if not (math.isfinite(args.crowd_prob) and 0.0 <= args.crowd_prob <= 1.0):
+        raise ParamsError(f"synth: --crowd-prob {args.crowd_prob} must be within [0, 1]")
     cfg = SynthConfig(
-        scene=SceneConfig(width=w, height=h, max_people=args.max_people),
+        scene=SceneConfig(
+            width=w,
+            height=h,
+            max_people=args.max_people,
+            crowd_prob=args.crowd_prob,
+            size_mix=parse_size_mix(args.size_mix),
+        ),
         annotate=AnnotateConfig(),
         image_format=args.format,
         effects=not args.no_effects,

@@ -183,3 +183,28 @@ def test_small_config_round_trip(tmp_path):
     path = generate_dataset(tmp_path, split="val", n_images=2, seed=0, config=cfg)
     gt = load_ground_truth(path)
     assert all(im.width == 96 and im.height == 64 for im in gt.images.values())
+
+
+def test_cli_scene_mix_options(tmp_path):
+    from dpeval.synth.cli import parse_size_mix
+
+    assert parse_size_mix("0,0.5,0.5") == (0.0, 0.5, 0.5)
+    for bad, msg in (("1,2", "three non-negative"), ("0.5,0.5,0.5", "sums to 1.5"),
+                     ("a,b,c", "three"), ("-0.5,1,0.5", "non-negative"), ("nan,0,1", "three")):
+        with pytest.raises(ParamsError, match=msg):
+            parse_size_mix(bad)
+    parser = argparse.ArgumentParser(prog="dpeval")
+    add_synth_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["synth", str(tmp_path / "out"), "--images", "4", "--size", "160x128", "--workers", "1",
+         "--crowd-prob", "0", "--size-mix", "0,0,1", "-q"]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    gt = load_ground_truth(json_path(tmp_path / "out", "train"))
+    assert not any(a.iscrowd for a in gt.annotations)  # no crowd groups at probability 0
+    # only "large" people (standing height >= 170 px), so every box is tall in a 128 px frame
+    # unless truncated by the border; at least one must be clipped to the full height
+    assert max(a.bbox[3] for a in gt.annotations) >= 100
+    bad = parser.parse_args(["synth", str(tmp_path / "x"), "--crowd-prob", "1.5", "-q"])
+    with pytest.raises(ParamsError, match="crowd-prob"):
+        bad.func(bad)
