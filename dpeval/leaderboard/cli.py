@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from .rank import DEFAULT_METRIC, METRICS
@@ -58,6 +59,12 @@ def add_leaderboard_parser(subparsers: Any) -> None:
         help="predictions from detected boxes (default) or ground-truth boxes",
     )
     sp.add_argument("--commit", help="git commit of the method's code")
+    sp.add_argument(
+        "--training",
+        metavar="JSON",
+        help="file with a JSON object describing how the predictions were made "
+        "(config, iterations, hardware, time); stored in the entry",
+    )
     sp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
     sp.add_argument(
         "--resamples",
@@ -279,6 +286,18 @@ def run_submit(args: argparse.Namespace) -> int:
     from .rank import METRICS as M
     from .submit import submit
 
+    training = None
+    if args.training:
+        from ..errors import FormatError
+        from ..formats._validate import parse_json
+
+        try:
+            raw = Path(args.training).read_bytes()
+        except OSError as e:
+            raise FormatError(f"{args.training}: cannot read ({e.strerror})") from None
+        training = parse_json(raw, args.training)
+        if not isinstance(training, dict):
+            raise FormatError(f"{args.training}: --training must hold one JSON object")
     entry = submit(
         args.predictions,
         args.gt,
@@ -293,6 +312,7 @@ def run_submit(args: argparse.Namespace) -> int:
         seed=args.seed,
         template=args.template,
         git_commit=args.commit,
+        training=training,
     )
     _say(f"wrote {entry.path}")
     for key in ("gpsm", "gps_perpart", "gps_paper", "iou", "auc10", "auc30"):

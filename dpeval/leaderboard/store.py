@@ -45,6 +45,7 @@ MAX_NAME_CHARS = 200
 MAX_URL_CHARS = 500
 MAX_DESCRIPTION_CHARS = 4000
 MAX_SLUG_CHARS = 48
+MAX_TRAINING_BYTES = 16384
 INTERVAL_KEYS = ("gps_paper_AP", "gps_perpart_AP", "gpsm_AP", "iou_AP", "AUC10", "AUC30")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -205,7 +206,8 @@ def validate_entry(data: Any, where: str = "<entry>") -> dict[str, Any]:
     template, protocol and input checksums must agree with the entry's); ``intervals``
     {metric: {value, ci_low, ci_high, std}}; ``bootstrap`` {resamples, seed, level};
     ``validation`` {warnings: {message: count}}; ``dpeval_version``; ``hardware``;
-    ``date`` (UTC ISO, ``...Z``); ``git_commit`` (hex or null).
+    ``date`` (UTC ISO, ``...Z``); ``git_commit`` (hex or null); optional ``training``
+    (a JSON object of at most 16 KiB: how the predictions were made).
 
     Raises
     ------
@@ -262,6 +264,14 @@ def validate_entry(data: Any, where: str = "<entry>") -> dict[str, Any]:
     commit = data.get("git_commit")
     if commit is not None and (not isinstance(commit, str) or not _COMMIT.match(commit)):
         raise _fail(where, f"'git_commit' {commit!r} must be a hex commit id or null")
+    if "training" in data:
+        training = _obj(data, "training", where)
+        try:
+            size = len(json.dumps(training, allow_nan=False))
+        except (TypeError, ValueError):
+            raise _fail(where, "'training' must hold only finite JSON values") from None
+        if size > MAX_TRAINING_BYTES:
+            raise _fail(where, f"'training' is {size} bytes; at most {MAX_TRAINING_BYTES}")
     return data
 
 

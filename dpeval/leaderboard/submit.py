@@ -166,6 +166,7 @@ def build_entry(
     max_dets: int = 20,
     git_commit: str | None = None,
     date: datetime | None = None,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate, score (all metric versions) and bootstrap; return the entry dict.
 
@@ -187,6 +188,9 @@ def build_entry(
         Commit of the method's code.
     date : datetime, optional
         Submission time (default: now, UTC).
+    training : dict, optional
+        How the predictions were made (config, iterations, training hardware and time);
+        a JSON object of at most 16 KiB, stored as ``training``.
 
     Returns
     -------
@@ -246,6 +250,8 @@ def build_entry(
         "date": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "git_commit": git_commit.lower() if git_commit else None,
     }
+    if training is not None:
+        entry["training"] = training
     return validate_entry(entry, f"entry for {name[:80]!r}")
 
 

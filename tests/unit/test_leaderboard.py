@@ -293,3 +293,31 @@ def test_cli_show_and_render(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["leaderboard", "submit", "p.json", "--gt", "g", "--name", "x",
                            "--resamples", "0"])  # fmt: skip
+
+
+def test_training_record_is_validated_and_kept(tmp_path):
+    e = _entry("X", 0.5, 0.4, 0.6)
+    e["training"] = {"config": {"depth": 18}, "iterations": 2000, "hardware": "cpu"}
+    assert validate_entry(e)["training"]["iterations"] == 2000
+    store = _store(tmp_path, e)
+    assert read_entries(store)[0].data["training"] == e["training"]
+    for bad, msg in (([1, 2], "training"), ({"x": "y" * 20000}, "at most 16384"),
+                     ({"x": float("nan")}, "finite")):
+        e["training"] = bad
+        with pytest.raises(FormatError, match=msg):
+            validate_entry(e, "x.json")
+
+
+def test_cli_submit_training_file_errors(tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_leaderboard_parser(parser.add_subparsers())
+    base = ["leaderboard", "submit", str(PREDS), "--gt", str(GT), "--name", "x",
+            "--store", str(tmp_path / "lb"), "--training"]  # fmt: skip
+    (tmp_path / "t.json").write_text("[1]")
+    for path, msg in ((tmp_path / "missing.json", "cannot read"), (tmp_path / "t.json", "object")):
+        args = parser.parse_args([*base, str(path)])
+        with pytest.raises(FormatError, match=msg):
+            args.func(args)
+    assert not (tmp_path / "lb").exists()
