@@ -24,7 +24,7 @@ def test_training_record_from_checkpoint_files(tmp_path):
 
 
 def test_training_record_missing_files(tmp_path):
-    with pytest.raises(FormatError, match="config.json"):
+    with pytest.raises(FormatError, match=r"config\.json"):
         training_record("fcn", tmp_path)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "loss_log.jsonl").write_text("")
