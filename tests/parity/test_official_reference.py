@@ -16,7 +16,7 @@ import pickle
 import numpy as np
 import pytest
 from _cases import make_case, records
-from conftest import make_tiny_template
+from _templates import make_tiny_template
 from scipy.io import loadmat
 from scipy.spatial.distance import cdist
 
