@@ -420,3 +420,22 @@ def test_unknown_images_are_left_to_the_caller(tmp_path):
     path.write_text(json.dumps([_entry(image_id=99)]))
     p = load_predictions(path, images={7: ImageInfo(7, 10, 10)})  # no warning, no error
     assert p.detections[0].image_id == 99
+
+
+def test_torch_archive_with_tensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    recs = _d2_records(2)
+    as_torch = [{**r, "densepose": torch.from_numpy(np.ascontiguousarray(r["densepose"]))}
+                for r in recs]  # fmt: skip
+    path = tmp_path / "preds.pth"
+    torch.save(as_torch, path)
+    p = load_predictions(path)
+    assert [d.image_id for d in p.detections] == [r["image_id"] for r in recs]
+    for d, r in zip(p.detections, recs, strict=True):
+        np.testing.assert_array_equal(d.load_iuv(), r["densepose"])
+    # the restricted unpickler still refuses arbitrary classes inside a torch archive
+    import types
+
+    torch.save([types.SimpleNamespace(x=1)], tmp_path / "evil.pth")
+    with pytest.raises(FormatError, match="SimpleNamespace"):
+        load_predictions(tmp_path / "evil.pth")
