@@ -231,34 +231,24 @@ class Database:
             con.close()
 
     def _init(self) -> str:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        try:
-            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        with self.connect() as con:  # WAL cannot be switched on inside a transaction
             con.execute("PRAGMA journal_mode = WAL")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
-                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if row is None:
-                    con.execute(
-                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?), "
-                        "('instance', ?)",
-                        (str(SCHEMA_VERSION), secrets.token_hex(8)),
-                    )
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise ParamsError(
-                        f"{self.path}: database schema {row[0]} is newer than this dpeval's "
-                        f"({SCHEMA_VERSION}); upgrade dpeval"
-                    )
-                instance = con.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        finally:
-            con.close()
+        with self.connect(write=True) as con:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                con.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('instance', ?)",
+                    (str(SCHEMA_VERSION), secrets.token_hex(8)),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ParamsError(
+                    f"{self.path}: database schema {row[0]} is newer than this dpeval's "
+                    f"({SCHEMA_VERSION}); upgrade dpeval"
+                )
+            instance = con.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
         return str(instance[0])
