@@ -277,7 +277,9 @@ def _annotation(
     )
 
 
-def _dense_points(rec: dict[str, Any], where: str, tally: WarningTally) -> dict[str, np.ndarray]:
+def _dense_points(rec: dict[str, Any], where: str, tally: WarningTally) -> dict[str, Any]:
+    if "dp_vertex" in rec and not any(k in rec for k in _DP_KEYS[2:]):
+        return _cse_points(rec, where, None)  # CSE ground truth without charts (LVIS)
     missing = [k for k in _DP_KEYS if k not in rec]
     if missing:
         raise fail(
@@ -317,10 +319,65 @@ def _dense_points(rec: dict[str, Any], where: str, tally: WarningTally) -> dict[
             "annotation(s) with dp_x/dp_y in (255, 256] (kept; evaluator scale is /255)",
             f"{where} max {top:g}",
         )
-    out = {k: arrays[k] for k in _DP_KEYS}
+    out: dict[str, Any] = {k: arrays[k] for k in _DP_KEYS}
     out["dp_I"] = parts.astype(np.int64)
     for a in out.values():
         a.flags.writeable = False
+    if "dp_vertex" in rec:
+        out.update(_cse_points(rec, where, out))
+    return out
+
+
+def _cse_points(rec: dict[str, Any], where: str, chart: dict[str, Any] | None) -> dict[str, Any]:
+    """``dp_x, dp_y, dp_vertex, ref_model`` of a CSE annotation (detectron2 layout).
+
+    ``dp_vertex`` holds 0-based vertex ids (-1 = no vertex, as detectron2 treats it);
+    their upper bound is checked against the mesh when scoring.
+    """
+    if "ref_model" not in rec:
+        raise fail(
+            where,
+            "has 'dp_vertex' but no 'ref_model'",
+            "CSE annotations name their mesh, e.g. \"ref_model\": \"smpl_27554\"",
+        )
+    ref = rec["ref_model"]
+    if not isinstance(ref, str) or not ref:
+        raise fail(where, f"'ref_model' is {ref!r}", "expected a mesh name such as 'smpl_27554'")
+    out: dict[str, Any] = dict(chart or {})
+    if chart is None:
+        for k in ("dp_x", "dp_y"):
+            if k not in rec:
+                raise fail(where, f"has 'dp_vertex' but no {k!r}", "each point needs x, y, vertex")
+            a = as_float_array(rec[k], where, k)
+            check_range(
+                a, -UNIT_TOL, DP_XY_HARD_MAX + UNIT_TOL, where, k, "expected positions 0..255"
+            )
+            a.flags.writeable = False
+            out[k] = a
+    verts = as_float_array(rec["dp_vertex"], where, "dp_vertex")
+    n = len(out["dp_x"])
+    if len(verts) != n or len(out["dp_y"]) != n:
+        raise fail(
+            where,
+            f"'dp_vertex' has {len(verts)} values, 'dp_x' {n}, 'dp_y' {len(out['dp_y'])}",
+            "each point needs x, y and a vertex id",
+        )
+    if (verts != np.round(verts)).any():
+        i = int(np.argmax(verts != np.round(verts)))
+        raise fail(
+            where, f"'dp_vertex' has a non-integer value at {i}: {verts[i]}", "expected vertex ids"
+        )
+    if n and verts.min() < -1:
+        i = int(np.argmin(verts))
+        raise fail(
+            where,
+            f"'dp_vertex' has {verts[i]:g} at {i} (mesh {ref!r})",
+            "expected 0-based vertex ids (-1 = no vertex)",
+        )
+    v = verts.astype(np.int64)
+    v.flags.writeable = False
+    out["dp_vertex"] = v
+    out["ref_model"] = ref
     return out
 
 
@@ -407,7 +464,11 @@ def save_ground_truth(gt: GroundTruth, path: PathLike) -> None:
             rec["segmentation"] = a.segmentation
         if a.has_dense:
             for k in _DP_KEYS:
-                rec[k] = getattr(a, k).tolist()
+                if getattr(a, k) is not None:
+                    rec[k] = getattr(a, k).tolist()
+            if a.dp_vertex is not None:
+                rec["dp_vertex"] = a.dp_vertex.tolist()
+                rec["ref_model"] = a.ref_model
         if a.dp_masks is not None:
             rec["dp_masks"] = [m if m is not None else [] for m in a.dp_masks]
         anns.append(rec)

@@ -84,6 +84,12 @@ class GtPerson:
         The raw COCO segmentation (polygons or RLE), or None.
     index : int
         Position of the annotation in its file (for error messages).
+    dp_vertex : (N,) int64 or None
+        Continuous Surface Embeddings ground truth: 0-based vertex id of each point on
+        the mesh named by ``ref_model`` (-1: no vertex). ``dp_I/dp_U/dp_V`` are then
+        optional.
+    ref_model : str or None
+        Mesh name of ``dp_vertex`` (e.g. ``"smpl_27554"``, ``"open"``).
     """
 
     id: int
@@ -101,6 +107,8 @@ class GtPerson:
     dp_masks: tuple[dict[str, Any] | None, ...] | None = None
     segmentation: Any = None
     index: int = -1
+    dp_vertex: np.ndarray | None = None
+    ref_model: str | None = None
 
     @property
     def n_points(self) -> int:
