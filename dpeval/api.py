@@ -6,6 +6,7 @@ computes the similarities once and runs every requested metric on them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 from .errors import DpevalWarning, FormatError, ParamsError
 from .formats.model import GroundTruth, Predictions
-from .params import EvalParams
+from .params import ORACLES, EvalParams
 from .report import Summary
 from .template import BodyTemplate, load_template
 
@@ -76,6 +77,7 @@ def score(
     allow_unknown_images: bool = False,
     solver: Any = None,
     progress: Callable[[int], None] | None = None,
+    oracle: str | None = None,
 ) -> Summary:
     """Score DensePose predictions against ground truth.
 
@@ -105,6 +107,11 @@ def score(
     solver : GeodesicSolver, optional
     progress : callable, optional
         Called with the number of images done.
+    oracle : str, optional
+        An upper-bound mode of the official evaluator (:data:`dpeval.params.ORACLES`:
+        ``gt-parts``, ``gt-parts-uv0``, ``uv0``, ``gt-iuv``): GT quantities replace the
+        predicted ones at every GT point inside a detection box. The summary is
+        labelled with it (``Summary.oracle``); masks and IoU are unchanged.
 
     Returns
     -------
@@ -132,6 +139,8 @@ def score(
         raise ParamsError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
     if "all" in wanted:
         wanted = ["gps", "gpsm", "iou", "points"]
+    if oracle is not None and oracle not in ORACLES:
+        raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
     tpl = load_template(template) if isinstance(template, str) else template
     p, g = _read(preds, gt)
@@ -142,6 +151,11 @@ def score(
         from .geodesic import GeodesicSolver
 
         solver = GeodesicSolver(tpl)
+    if p.kind == "dense" and oracle is not None:
+        raise ParamsError(
+            f"{p.source}: the oracle modes need instance predictions (detection boxes); "
+            "score image-level dense maps without --oracle"
+        )
     if p.kind == "dense":
         ap = [m for m in wanted if m != "points"]
         if ap:
@@ -164,11 +178,13 @@ def score(
             max_dets=max_dets,
             workers=workers,
             progress=progress,
+            oracle=oracle,
         )
         summary = evaluate_similarities(
             sims, g, tpl, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
         )
-    return make_summary(tpl, p, g, summary, protocol=base.protocol, warnings=counts)
+    out = make_summary(tpl, p, g, summary, protocol=base.protocol, warnings=counts)
+    return dataclasses.replace(out, oracle=oracle) if oracle else out
 
 
 def make_summary(

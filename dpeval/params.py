@@ -19,6 +19,7 @@ __all__ = [
     "KAPPA_PAPER",
     "KAPPA_PER_PART",
     "MEAN_DISTANCES",
+    "ORACLES",
     "PROTOCOLS",
     "EvalParams",
     "Kappa",
@@ -50,6 +51,17 @@ AREA_RANGES: tuple[tuple[str, float, float], ...] = (
 """Area ranges of the DensePose evaluation (no "small"); bounds are inclusive."""
 
 BOX_FALLBACK_IOU = 0.8
+
+ORACLES: dict[str, str] = {
+    "gt-parts": "ground-truth part I, predicted U, V (official flag UB_geo_igt)",
+    "gt-parts-uv0": "ground-truth part I, U = V = 0 (official flag UB_geo_igt_uv0)",
+    "uv0": "predicted part I, U = V = 0 (official flag UB_geo_uv0)",
+    "gt-iuv": "ground-truth I, U and V (official flag UB_geo_iuvgt)",
+}
+"""The official 2019 evaluator's upper-bound ("what if") modes for GPS: at every GT point
+that falls inside a detection's box, the named quantities replace the prediction's
+before the closest vertex is found (points outside the box still have no vertex; masks
+are untouched)."""
 """Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
 
 

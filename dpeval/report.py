@@ -77,6 +77,8 @@ class Summary:
     official_summary: dict[str, list[str]] = field(default_factory=dict)
     per_part_rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)
+    oracle: str | None = None
+    """An upper-bound mode of :data:`dpeval.params.ORACLES`, or None for a real score."""
 
     @property
     def per_part(self):
@@ -114,6 +116,7 @@ class Summary:
                 "per_part": per_part,
                 "official_summary": self.official_summary,
                 "warnings": self.warnings,
+                **({"oracle": self.oracle} if self.oracle else {}),
             }
         )
 
@@ -127,6 +130,8 @@ class Summary:
             f"dpeval {self.dpeval_version} | template {self.template_id} "
             f"({self.template_sha256[:12]}) | protocol {self.protocol}"
         ]
+        if self.oracle:
+            out.append(f"ORACLE {self.oracle}: an upper bound, not the model's score")
         ap_keys = [k for k in METRIC_KEYS if k in self.metrics and k != "points"]
         if official:
             for k in ap_keys:

@@ -158,10 +158,16 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
 
 
 def _sample(
-    iuv: np.ndarray, bbox: np.ndarray, x: np.ndarray, y: np.ndarray, protocol: str, lut: np.ndarray
+    iuv: np.ndarray,
+    bbox: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    protocol: str,
+    lut: np.ndarray,
+    oracle: _Oracle | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted template vertex (-1 outside / background) and part id (0 there) at each
-    GT point."""
+    GT point; ``oracle`` replaces predicted quantities by GT ones inside the box."""
     dx, dy, dw, dh = (float(t) for t in bbox)
     _, h_arr, w_arr = iuv.shape
     wlim, hlim = (dw, dh) if protocol == "challenge2019" else (float(int(dw)), float(int(dh)))
@@ -175,9 +181,32 @@ def _sample(
         r = row[inside].astype(np.int64)
         i = iuv[0, r, c].astype(np.int64)
         i[i > 24] = 0
-        out[inside] = lut[i, iuv[1, r, c], iuv[2, r, c]]
+        if oracle is None:
+            out[inside] = lut[i, iuv[1, r, c], iuv[2, r, c]]
+        else:
+            out[inside], i = oracle.apply(inside, i, iuv[1, r, c], iuv[2, r, c], lut)
         part[inside] = i
     return out, part
+
+
+@dataclass
+class _Oracle:
+    """One of :data:`dpeval.params.ORACLES` for the GT points of one (image, category)."""
+
+    mode: str
+    gt_part: np.ndarray  # (N,) of the selected GT points
+    gt_vertex: np.ndarray
+
+    def apply(self, inside, i, u8, v8, lut):
+        """(vertex, part) at the points ``inside`` the box under this mode."""
+        gi = self.gt_part[inside]
+        if self.mode == "gt-iuv":
+            return self.gt_vertex[inside], gi
+        if self.mode == "gt-parts":
+            return lut[gi, u8, v8], gi
+        if self.mode == "gt-parts-uv0":
+            return lut[gi, 0, 0], gi
+        return lut[i, 0, 0], i  # "uv0"
 
 
 def compute_similarities(
@@ -191,6 +220,7 @@ def compute_similarities(
     max_dets: int = 20,
     workers: int = 2,
     progress=None,
+    oracle: str | None = None,
 ) -> Similarities:
     """Compute every similarity the DensePose metrics need, in one pass over the data.
 
@@ -210,6 +240,8 @@ def compute_similarities(
         Threads decoding IUV maps and sampling points.
     progress : callable, optional
         Called with the number of images done, for progress bars.
+    oracle : str, optional
+        One of :data:`dpeval.params.ORACLES` (the official upper-bound modes).
 
     Returns
     -------
@@ -262,8 +294,9 @@ def compute_similarities(
                 continue  # decoding it cannot change any number
             iuv = det.load_iuv()
             if len(sel):
+                orc = _Oracle(oracle, pts.part[sel], pts.vertex[sel]) if oracle else None
                 pred[k], pred_part[k] = _sample(
-                    iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut
+                    iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut, orc
                 )
             if with_masks:
                 dm = detection_mask(iuv, det.bbox, img_h, img_w)
