@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import DpevalError
+from .params import ORACLES
 
 __all__ = ["main"]
 
@@ -123,6 +124,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             metrics=args.metric or "all",
             kappa=args.kappa,
             protocol=args.protocol,
+            oracle=args.oracle,
             min_iou=args.min_iou,
             workers=args.workers,
             allow_unknown_images=args.allow_unknown_images,
@@ -237,6 +239,13 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-unknown-images",
         action="store_true",
         help="leave out predictions on unknown images",
+    )
+    sp.add_argument(
+        "--oracle",
+        choices=tuple(ORACLES),
+        help="an upper bound, not a score: replace predicted parts/UVs at GT points by GT "
+        "ones as the official evaluator's UB_geo_* flags do (gt-parts, gt-parts-uv0, uv0, "
+        "gt-iuv)",
     )
     sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     sp.set_defaults(func=_cmd_score)
