@@ -77,6 +77,13 @@ def score(
     allow_unknown_images: bool = False,
     solver: Any = None,
     progress: Callable[[int], None] | None = None,
+    meshes: Any = None,
+    mesh_registry: Any = None,
+    vertex_embeddings: Any = None,
+    checkpoint: Any = None,
+    mesh_basis: Any = None,
+    storage: Any = None,
+    storage_shape: Sequence[int] | None = None,
     oracle: str | None = None,
 ) -> Summary:
     """Score DensePose predictions against ground truth.
@@ -107,6 +114,14 @@ def score(
     solver : GeodesicSolver, optional
     progress : callable, optional
         Called with the number of images done.
+    meshes, mesh_registry, vertex_embeddings, checkpoint, mesh_basis : optional
+        Continuous Surface Embeddings predictions (detected by content) are scored with
+        :func:`dpeval.cse.score_cse` on these meshes (``{name: file}`` or ``NAME=FILE``
+        lists; the ``open`` template is built in) and vertex embeddings (files or
+        arrays, or a detectron2 checkpoint plus ``phi`` bases); always with
+        detectron2's rules (``protocol`` is ignored there).
+    storage, storage_shape : optional
+        detectron2 ``DensePoseEvaluatorStorage.{rank}.bin`` files and their (K, D, S).
     oracle : str, optional
         An upper-bound mode of the official evaluator (:data:`dpeval.params.ORACLES`:
         ``gt-parts``, ``gt-parts-uv0``, ``uv0``, ``gt-iuv``): GT quantities replace the
@@ -139,6 +154,31 @@ def score(
         raise ParamsError(f"unknown metric(s) {bad}; choose from {list(METRICS)}")
     if "all" in wanted:
         wanted = ["gps", "gpsm", "iou", "points"]
+    from .formats.cse import is_cse_source
+
+    if is_cse_source(preds):
+        from .cse.run import cse_bank, score_cse
+
+        bank = cse_bank(
+            meshes=meshes,
+            registry=mesh_registry,
+            vertex_embeddings=vertex_embeddings,
+            checkpoint=checkpoint,
+            mesh_basis=mesh_basis,
+        )
+        return score_cse(
+            preds,
+            gt,
+            bank=bank,
+            metrics=wanted,
+            kappa=kappa,
+            min_iou=min_iou,
+            max_dets=max_dets,
+            storage=storage,
+            storage_shape=storage_shape,
+            allow_unknown_images=allow_unknown_images,
+            progress=progress,
+        )
     if oracle is not None and oracle not in ORACLES:
         raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]

@@ -1,0 +1,232 @@
+"""CSE stage: the scoring run behind ``dpeval.score`` / ``dpeval score`` for CSE inputs.
+
+In: CSE predictions (any layout of :mod:`dpeval.formats.cse`), CSE ground truth and the
+mesh options. Out: :class:`~dpeval.report.Summary` with ``gps_paper``, ``gps_perpart``
+(detectron2's CSE GPS), ``gpsm``, ``iou``, ``points`` and a ``cse`` block (rule version,
+meshes, per-category AP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ParamsError
+from ..formats.model import GroundTruth
+from ..metrics.coco import DensePoseEval
+from ..metrics.run import points_block
+from ..params import EvalParams
+from ..report import Summary
+from .meshes import MeshBank, parse_named
+from .score import CSE_RULES, compute_cse_similarities
+
+__all__ = ["cse_bank", "evaluate_cse", "score_cse"]
+
+_LABELS = {
+    "gps_paper": "cse-gps/kappa-0.255",
+    "gps_perpart": "cse-gps/detectron2-kappa",
+    "gpsm": "cse-gpsm/{kappa}/{protocol}",
+    "iou": "cse-iou/{protocol}",
+}
+
+
+@dataclass(frozen=True)
+class _MeshesId:
+    id: str
+    checksum: str
+
+
+def cse_bank(
+    *,
+    meshes: Any = None,
+    registry: Any = None,
+    vertex_embeddings: Any = None,
+    checkpoint: Any = None,
+    mesh_basis: Any = None,
+    geodists: Any = None,
+) -> MeshBank:
+    """A :class:`MeshBank` from CLI-style options (``NAME=FILE`` lists or mappings)."""
+    emb = vertex_embeddings
+    if not isinstance(emb, Mapping):
+        emb = parse_named(emb, "--vertex-embeddings")
+    return MeshBank(
+        parse_named(meshes, "--mesh"),
+        registry=registry,
+        embeddings=emb,
+        checkpoint=checkpoint,
+        bases=parse_named(mesh_basis, "--mesh-basis"),
+        geodists=parse_named(geodists, "--geodists"),
+    )
+
+
+def evaluate_cse(
+    sims: Any,
+    gt: GroundTruth,
+    wanted: Sequence[str],
+    *,
+    kappa: str,
+    protocol: str,
+    min_iou: float,
+    max_dets: int,
+) -> dict[str, Any]:
+    """AP/AR per wanted mode (plus per-category AP) and the pointwise block."""
+    out: dict[str, Any] = {"metrics": {}, "stats": {}, "official_summary": {}, "per_part": []}
+    runs = []
+    if "gps" in wanted:
+        runs += [("gps_paper", "gps", "paper"), ("gps_perpart", "gps", "per-part")]
+    if "gpsm" in wanted:
+        runs.append(("gpsm", "gpsm", kappa))
+    if "iou" in wanted:
+        runs.append(("iou", "iou", kappa))
+    empty = _EmptyPreds()
+    cats = sorted(gt.categories)
+    per_cat: dict[str, dict[str, float]] = {}
+    for key, metric, k in runs:
+        params = EvalParams(
+            metric=metric, kappa=k, protocol=protocol, min_iou=min_iou, max_dets=max_dets
+        )  # type: ignore[arg-type]
+        ev = DensePoseEval(gt, empty, template=None, params=params, solver=False, similarities=sims)  # type: ignore[arg-type]
+        ev.evaluate()
+        ev.accumulate()
+        out["official_summary"][key] = ev.summarize()
+        out["stats"][key] = [float(x) for x in ev.stats]
+        named: dict[str, Any] = dict(ev.stats_as_dict())
+        named["label"] = _LABELS[key].format(kappa=k, protocol=protocol)
+        out["metrics"][key] = named
+        if len(cats) > 1:
+            prec = ev.eval["precision"][:, :, :, 0, 0]  # area "all"
+            per_cat[key] = {}
+            for c, cat in enumerate(cats):
+                s = prec[:, :, c]
+                v = s[s > -1]
+                name = gt.categories.get(cat) or str(cat)
+                per_cat[key][name] = float(v.mean()) if v.size else -1.0
+    if "points" in wanted:
+        out["metrics"]["points"], out["per_part"] = points_block(sims.point_dist, sims.point_part)
+    out["per_category"] = per_cat
+    return out
+
+
+class _EmptyPreds:
+    kind = "instances"
+    detections: tuple = ()
+
+
+def score_cse(
+    preds: Any,
+    gt: Any,
+    *,
+    bank: MeshBank | None = None,
+    metrics: Sequence[str] = ("gps", "gpsm", "iou", "points"),
+    kappa: str = "per-part",
+    protocol: str = "detectron2",
+    min_iou: float = 0.5,
+    max_dets: int = 20,
+    storage: Any = None,
+    storage_shape: Sequence[int] | None = None,
+    allow_unknown_images: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Score CSE predictions (rules: :mod:`dpeval.cse.score`).
+
+    Parameters
+    ----------
+    preds : path, list of dicts or CsePredictions
+    gt : path, dict or GroundTruth
+        With ``dp_vertex`` / ``ref_model``.
+    bank : MeshBank, optional
+        Meshes and vertex embeddings (default: only the ``open`` template, no embeddings).
+    metrics, kappa, protocol, min_iou, max_dets
+        As :func:`dpeval.score`; ``kappa`` picks GPSm's GPS (``per-part`` = detectron2's
+        CSE rule, ``paper`` = 0.255 everywhere); ``protocol`` the GT ``dp_masks`` rule
+        (default ``detectron2``).
+    storage, storage_shape
+        detectron2 storage files and their (K, D, S) schema.
+
+    Returns
+    -------
+    Summary
+    """
+    import warnings
+
+    from .. import __version__
+    from ..errors import DpevalWarning, FormatError
+    from ..formats import load_ground_truth
+    from ..formats.cse import CsePredictions, load_cse_predictions
+
+    bank = bank or MeshBank()
+    g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    p = load_cse_predictions(preds, storage=storage, storage_shape=storage_shape)
+    unknown = [d for d in p.detections if d.image_id not in g.images]
+    n_unknown = len(unknown)
+    if unknown:
+        if not allow_unknown_images:
+            raise FormatError(
+                f"{unknown[0].where}: image is not in the ground truth {g.source}; "
+                f"{n_unknown} prediction(s) on unknown images. Score against the matching "
+                "ground truth, or pass --allow-unknown-images"
+            )
+        warnings.warn(
+            f"{p.source}: left out {n_unknown} prediction(s) on images absent from the "
+            "ground truth",
+            DpevalWarning,
+            stacklevel=2,
+        )
+        p = CsePredictions(
+            tuple(d for d in p.detections if d.image_id in g.images), p.format, p.source, p.sha256
+        )
+    wanted = list(metrics)
+    if "all" in wanted:
+        wanted = ["gps", "gpsm", "iou", "points"]
+    bad = [m for m in wanted if m not in ("gps", "gpsm", "iou", "points")]
+    if bad:
+        raise ParamsError(f"unknown metric(s) {bad} for CSE; choose from gps, gpsm, iou, points")
+    EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
+    sims = compute_cse_similarities(
+        g,
+        p,
+        bank,
+        protocol=protocol,
+        with_masks="gpsm" in wanted or "iou" in wanted,
+        max_dets=max_dets,
+        progress=progress,
+    )
+    res = evaluate_cse(
+        sims, g, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
+    )
+    used = sorted({a.ref_model for a in g.annotations if a.ref_model})
+    mesh_info = {}
+    for name in used:
+        m = bank.mesh(name)
+        mesh_info[name] = {
+            "vertices": m.n_vertices,
+            "sha256": m.checksum,
+            "geodesics": "user table" if m.geodists is not None else "dpeval engine",
+        }
+    res["metrics"]["cse"] = {
+        "rules": CSE_RULES,
+        "meshes": mesh_info,
+        "embed_dim": p.embed_dim,
+        "per_category_AP": res.pop("per_category"),
+    }
+    ident = _MeshesId(
+        "cse:" + "+".join(used),
+        hashlib.sha256("".join(mesh_info[n]["sha256"] for n in used).encode()).hexdigest(),
+    )
+    counts = {"predictions left out (image not in the ground truth)": n_unknown}
+    return Summary(
+        dpeval_version=__version__,
+        template_id=ident.id,
+        template_sha256=ident.checksum,
+        protocol=protocol,
+        predictions_sha256=p.sha256,
+        ground_truth_sha256=g.sha256,
+        predictions_format=p.format,
+        metrics=res["metrics"],
+        stats=res["stats"],
+        official_summary=res["official_summary"],
+        per_part_rows=res["per_part"],
+        warnings=counts if n_unknown else {},
+    )
