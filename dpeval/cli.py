@@ -102,6 +102,16 @@ def _parse_gates(items: list[str]) -> list[tuple[str, str, float]]:
     return gates
 
 
+def _parse_schema(text: str) -> tuple[int, int, int]:
+    try:
+        k, d, s = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K,D,S, e.g. 2,16,112") from None
+    if min(k, d, s) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: K, D and S must be positive")
+    return k, d, s
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -129,6 +139,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
             workers=args.workers,
             allow_unknown_images=args.allow_unknown_images,
             progress=progress,
+            meshes=args.mesh,
+            mesh_registry=args.meshes,
+            vertex_embeddings=args.vertex_embeddings,
+            checkpoint=args.checkpoint,
+            mesh_basis=args.mesh_basis,
+            storage=args.storage,
+            storage_shape=args.storage_schema,
         )
     finally:
         if bar is not None:
@@ -248,6 +265,30 @@ def _parser() -> argparse.ArgumentParser:
         "gt-iuv)",
     )
     sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    cse = sp.add_argument_group("Continuous Surface Embeddings (CSE predictions)")
+    cse.add_argument(
+        "--mesh", action="append", metavar="NAME=FILE", help="mesh of ref_model NAME (repeat)"
+    )
+    cse.add_argument("--meshes", metavar="JSON", help="registry: ref_model name -> mesh file")
+    cse.add_argument(
+        "--vertex-embeddings",
+        action="append",
+        metavar="NAME=FILE",
+        help="(V, D) vertex embeddings of mesh NAME (.npy/.npz/.pt/.pkl; repeat)",
+    )
+    cse.add_argument("--checkpoint", help="detectron2 CSE checkpoint holding the embedders")
+    cse.add_argument(
+        "--mesh-basis", action="append", metavar="NAME=FILE", help="phi_<mesh>_256.pkl basis"
+    )
+    cse.add_argument(
+        "--storage", action="append", metavar="FILE", help="DensePoseEvaluatorStorage.N.bin"
+    )
+    cse.add_argument(
+        "--storage-schema",
+        type=_parse_schema,
+        metavar="K,D,S",
+        help="storage coarse channels, embedding size, heatmap size (default 2,16,112)",
+    )
     sp.set_defaults(func=_cmd_score)
 
     cp = sub.add_parser("convert", help="convert predictions between formats")
