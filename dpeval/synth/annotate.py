@@ -4,7 +4,8 @@ In: a :class:`~dpeval.synth.render.Frame` (exact per-pixel IUV, body index, dept
 its :class:`~dpeval.synth.scene.Scene`. Out: annotation dicts in the DensePose-COCO
 layout (without ``id``/``image_id``, which the writer assigns): ``bbox``, ``area``,
 ``segmentation`` (RLE), ``iscrowd``, 17 COCO ``keypoints`` with visibility and, for
-most people, ``dp_x, dp_y, dp_I, dp_U, dp_V`` and the 14 ``dp_masks``.
+most people, ``dp_x, dp_y, dp_I, dp_U, dp_V``, the 14 ``dp_masks`` and the CSE fields
+``dp_vertex`` / ``ref_model: "open"`` (:func:`add_cse_fields`).
 
 Conventions (checked by tests):
 
@@ -36,6 +37,7 @@ from .scene import Scene
 __all__ = [
     "COARSE_OF_FINE",
     "AnnotateConfig",
+    "add_cse_fields",
     "annotate_frame",
     "dp_mask_grid",
     "encode_rle",
@@ -306,3 +308,20 @@ def _keypoints(frame: Frame, scene: Scene, k: int, cfg: AnnotateConfig) -> tuple
         out += [round(u, 2), round(v, 2), vis]
         n += 1
     return out, n
+
+
+def add_cse_fields(anns: list[dict], template) -> list[dict]:
+    """Add detectron2's CSE ground truth to dense annotations, in place.
+
+    ``dp_vertex`` is the open template's vertex of each point: the 3D vertex of the
+    nearest chart vertex of ``(dp_I, dp_U, dp_V)``, the very vertex the IUV evaluator
+    uses as the point's GT, so IUV and CSE geodesic errors refer to the same vertices;
+    ``ref_model`` is ``"open"``.
+    """
+    for ann in anns:
+        if "dp_I" not in ann:
+            continue
+        v = template.closest_vertices(ann["dp_I"], ann["dp_U"], ann["dp_V"])
+        ann["dp_vertex"] = [int(x) for x in v]
+        ann["ref_model"] = "open"
+    return anns

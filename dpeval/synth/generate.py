@@ -29,7 +29,7 @@ import numpy as np
 
 from .._typing import PathLike
 from ..errors import ParamsError
-from .annotate import AnnotateConfig, annotate_frame
+from .annotate import AnnotateConfig, add_cse_fields, annotate_frame
 from .pose import COCO_KEYPOINTS, COCO_SKELETON
 from .scene import SceneConfig, sample_scene
 
@@ -121,7 +121,7 @@ def render_sample(index: int, seed: int, split: str, cfg: SynthConfig) -> Sample
         scene.light,
         scene.background,
     )
-    anns = annotate_frame(frame, scene, rng, cfg.annotate)
+    anns = add_cse_fields(annotate_frame(frame, scene, rng, cfg.annotate), model.template)
     image = postprocess(frame.image, rng) if cfg.effects else frame.image
     ext = cfg.image_format
     name = f"{index + 1:06d}"
