@@ -16,6 +16,8 @@ from .template import COARSE_PART
 
 __all__ = [
     "AREA_RANGES",
+    "IGNORE_REGION_BOX_THR",
+    "IGNORE_REGION_UV_THR",
     "KAPPA_PAPER",
     "KAPPA_PER_PART",
     "MEAN_DISTANCES",
@@ -63,6 +65,15 @@ that falls inside a detection's box, the named quantities replace the prediction
 before the closest vertex is found (points outside the box still have no vertex; masks
 are untouched)."""
 """Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
+
+
+IGNORE_REGION_BOX_THR = 0.7
+"""A GT (or a 2019 detection) whose integer box has at least this share of its area inside
+the image's ignore regions is dropped (PoseTrack ``ignoreThrBB``)."""
+
+IGNORE_REGION_UV_THR = 0.9
+"""A detectron2 detection whose foreground has at least this share inside the ignore
+regions is dropped (``ignoreThrUV``)."""
 
 
 def _thresholds(lo: float) -> np.ndarray:

@@ -122,11 +122,17 @@ def accumulate(
 class DensePoseEval:
     """pycocotools-shaped DensePose evaluator.
 
+    The argument order is pycocotools' ``COCOeval(cocoGt, cocoDt)``: ground truth first.
+    (:func:`dpeval.score` takes ``(preds, gt)``, like the command line.)
+
     Parameters
     ----------
-    gt : GroundTruth
-    preds : Predictions
-        Instance predictions.
+    gt : path, dict or GroundTruth
+        DensePose-COCO ground truth (a file is read with
+        :func:`dpeval.formats.load_ground_truth`).
+    preds : path, list of dicts or Predictions
+        Instance predictions in any supported format (read with
+        :func:`dpeval.formats.load_predictions` against the GT's images).
     template : BodyTemplate or str, default "open"
     params : EvalParams, optional
     solver : GeodesicSolver, optional
@@ -145,8 +151,8 @@ class DensePoseEval:
 
     def __init__(
         self,
-        gt: GroundTruth,
-        preds: Predictions,
+        gt: GroundTruth | Any,
+        preds: Predictions | Any,
         *,
         template: BodyTemplate | str = "open",
         params: EvalParams | None = None,
@@ -155,8 +161,14 @@ class DensePoseEval:
         workers: int = 2,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        self.gt = gt
-        self.preds = preds
+        from ..formats import load_ground_truth, load_predictions
+
+        self.gt = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+        self.preds = (
+            preds
+            if isinstance(preds, Predictions)
+            else load_predictions(preds, images=self.gt.images)
+        )
         self.template = load_template(template) if isinstance(template, str) else template
         self.params = params or EvalParams()
         self._solver = solver

@@ -35,6 +35,7 @@ from ..match import box_iou
 from ..params import KAPPA_PAPER, KAPPA_PER_PART
 from ..template import BodyTemplate
 from .masks import BoxMask, detection_mask, gt_mask, mask_iou
+from .regions import region_filter
 
 __all__ = ["ImageSims", "Similarities", "compute_similarities", "top_detections"]
 
@@ -107,10 +108,15 @@ class Similarities:
     point_pred_part: np.ndarray | None = None
 
 
-def top_detections(preds: Predictions, max_dets: int) -> dict[tuple[int, int], np.ndarray]:
-    """Per (image, category): detection indices sorted by score (descending, stable)."""
+def top_detections(
+    preds: Predictions, max_dets: int, keep: np.ndarray | None = None
+) -> dict[tuple[int, int], np.ndarray]:
+    """Per (image, category): detection indices sorted by score (descending, stable),
+    among those with ``keep`` (all by default), cut to ``max_dets``."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, d in enumerate(preds.detections):
+        if keep is not None and not keep[i]:
+            continue
         groups.setdefault((d.image_id, d.category_id), []).append(i)
     out = {}
     for key, idx in groups.items():
@@ -249,10 +255,12 @@ def compute_similarities(
     """
     pts = _gt_points(gt, template)
     lut = template.uv8_lut
-    tops = top_detections(preds, max_dets)
+    keep_gt, keep_det = region_filter(gt, preds, protocol)  # PoseTrack ignore regions
+    tops = top_detections(preds, max_dets, keep_det)
     by_key: dict[tuple[int, int], list[int]] = {}
     for i, a in enumerate(gt.annotations):
-        by_key.setdefault((a.image_id, a.category_id), []).append(i)
+        if keep_gt[i]:
+            by_key.setdefault((a.image_id, a.category_id), []).append(i)
     keys = sorted(set(by_key) | set(tops))
 
     def one(key: tuple[int, int]):
@@ -322,11 +330,12 @@ def compute_similarities(
     dist[all_gtv < 0] = np.nan
 
     k_paper = KAPPA_PAPER
+    table32 = getattr(solver, "mode", "") == "legacy"  # official float32 Pdist table
     k_part = np.asarray(KAPPA_PER_PART)
     best_gps = np.full(len(gt.annotations), -1.0)
     best_score = np.full(len(gt.annotations), -np.inf)
     point_dist = np.full(len(pts.x), np.inf)
-    point_dist[pts.vertex < 0] = np.nan
+    point_dist[(pts.vertex < 0) | ~keep_gt[pts.owner]] = np.nan  # dropped GTs: excluded
     point_pred_vertex = np.full(len(pts.x), -1, dtype=np.int64)
     point_pred_part = np.zeros(len(pts.x), dtype=np.int64)
     images = []
@@ -341,6 +350,12 @@ def compute_similarities(
             e_paper = np.where(valid, np.exp(-(dd**2) / (2 * k_paper**2)), 0.0)
             kp = k_part[pts.part[sel]]
             e_part = np.where(valid, np.exp(-(dd**2) / (2 * kp**2)), 0.0)
+            if table32:
+                # the official code squares the distances in float32 when every valid
+                # point of a pair is a float32 table value (no miss, no same vertex)
+                d32 = np.where(valid, dd, 0.0).astype(np.float32)
+                e32 = np.where(valid, np.exp(-(d32**2) / (2 * kp**2)), 0.0)
+                from_table = ~valid | (np.isfinite(dd) & (pred != pts.vertex[sel][None, :]))
             pos = 0
             for j, g in enumerate(gidx):
                 if pts.start[g] < 0:
@@ -353,6 +368,9 @@ def compute_similarities(
                     continue
                 gps_paper[:, j] = e_paper[:, block].sum(axis=1) / nv
                 gps_part[:, j] = e_part[:, block].sum(axis=1) / nv
+                if table32:
+                    rows = from_table[:, block].all(axis=1)
+                    gps_part[rows, j] = e32[rows, block].sum(axis=1) / nv
                 for k in range(n_d):  # best detection per GT for the pointwise metrics
                     s = preds.detections[didx[k]].score
                     if gps_part[k, j] > best_gps[g] or (

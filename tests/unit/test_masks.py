@@ -14,14 +14,14 @@ def naive_resize(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     h, w = src.shape
 
     def coord(i, n_out, n_in):
-        f = (i + 0.5) * n_in / n_out - 0.5
+        f = (i + 0.5) * (1.0 / (n_out / n_in)) - 0.5  # OpenCV: scale = 1 / inv_scale
         i0 = int(np.floor(f))
-        a = np.float32(f - i0)
+        a = f - i0  # double weights (OpenCV's path for float64 input)
         if i0 < 0:
-            i0, a = 0, np.float32(0)
+            i0, a = 0, 0.0
         if i0 >= n_in - 1:
-            i0, a = n_in - 1, np.float32(0)
-        return i0, min(i0 + 1, n_in - 1), float(a)
+            i0, a = n_in - 1, 0.0
+        return i0, min(i0 + 1, n_in - 1), a
 
     out = np.zeros((out_h, out_w))
     for r in range(out_h):
