@@ -17,6 +17,7 @@ formula, the 2019 mask rule, the matching quirks or the accumulation fails here:
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,11 @@ MODES = {"GPSm": ("gpsm", "gpsm"), "GPS": ("gps_perpart", "gps"), "IOU": ("iou",
 
 
 @pytest.fixture(scope="module")
-def template():
-    return load_template(GOLDEN / "assets")
+def template(tmp_path_factory):
+    # a copy: the loader converts Pdist_matrix.mat to a .npy beside it, never in the repo
+    assets = tmp_path_factory.mktemp("golden") / "assets"
+    shutil.copytree(GOLDEN / "assets", assets)
+    return load_template(assets)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
