@@ -49,6 +49,9 @@ class Insight:
         :func:`~dpeval.insight.tables.instance_table`, worst first.
     point_category : (N,) int8
         Taxonomy code of each GT point.
+    oracles : pandas.DataFrame or None
+        :func:`~dpeval.insight.oracle.oracle_table` ("what if the parts were perfect"),
+        None when ``analyze(..., oracles=False)``.
     """
 
     summary: Summary
@@ -65,6 +68,7 @@ class Insight:
     preds: Predictions
     template: BodyTemplate
     options: dict[str, Any] = field(default_factory=dict)
+    oracles: Any = None
 
     def figures(self) -> dict[str, Any]:
         """Name -> matplotlib Figure of every report figure except the gallery."""
@@ -143,6 +147,7 @@ def analyze(
     max_dets: int = 20,
     workers: int = 2,
     solver: Any = None,
+    oracles: bool = True,
 ) -> Insight:
     """Score and analyse one model: intervals, per part, RCP, taxonomy, worst people.
 
@@ -155,6 +160,9 @@ def analyze(
         Image bootstrap (``resamples`` draws, seeded).
     protocol, min_iou, max_dets, workers
         As in :func:`dpeval.api.score`.
+    oracles : bool
+        Also score the official upper-bound modes (one more geodesic pass per mode; no
+        mask work).
 
     Returns
     -------
@@ -171,6 +179,14 @@ def analyze(
     )  # fmt: skip
     intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed)
     codes = classify_points(sims, tpl, solver)
+    table = None
+    if oracles:
+        from .oracle import oracle_table
+
+        table = oracle_table(
+            g, p, tpl, solver, sims, protocol=protocol, min_iou=min_iou,
+            max_dets=max_dets, workers=workers,
+        )  # fmt: skip
     area_of = np.array([a.area for a in g.annotations], dtype=np.float64)
     return Insight(
         summary=summary,
@@ -188,6 +204,7 @@ def analyze(
         template=tpl,
         options={"resamples": resamples, "seed": seed, "protocol": protocol,
                  "min_iou": min_iou, "max_dets": max_dets},
+        oracles=table,
     )  # fmt: skip
 
 

@@ -39,6 +39,11 @@ def add_insight_parsers(subparsers: Any) -> None:
     rp.add_argument("--images", help="directory of the GT images (gallery overlays)")
     _common(rp)
     rp.add_argument("--worst", type=int, default=8, help="people in the gallery (default 8)")
+    rp.add_argument(
+        "--no-oracles",
+        action="store_true",
+        help="skip the upper-bound table (what if the parts were perfect)",
+    )
     rp.set_defaults(func=run_report)
 
     cp = subparsers.add_parser(
@@ -98,6 +103,7 @@ def run_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         protocol=args.protocol,
         workers=args.workers,
+        oracles=not args.no_oracles,
     )
     path = write_report(ins, args.output, images=args.images, n_worst=args.worst)
     out = sys.stdout

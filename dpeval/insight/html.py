@@ -28,7 +28,8 @@ __all__ = ["SECTION_IDS", "gallery_items", "write_report"]
 log = logging.getLogger(__name__)
 
 SECTION_IDS: tuple[str, ...] = (
-    "summary", "per-part", "rcp", "body-map", "taxonomy", "confusion", "gallery", "notes",
+    "summary", "per-part", "rcp", "body-map", "taxonomy", "confusion", "oracles", "gallery",
+    "notes",
 )  # fmt: skip
 """``id`` of each report section, in page order."""
 
@@ -90,7 +91,7 @@ def _table(df: Any, cols: list[str], heads: list[str], nd: int = 3, index: str =
         if index:
             out.append(f'<td class="l">{html.escape(str(idx))}</td>')
         for c in cols:
-            cls = ' class="l"' if c == "name" else ""
+            cls = ' class="l"' if c in ("name", "what") else ""
             out.append(f"<td{cls}>{_fmt(r[c], nd)}</td>")
         out.append("</tr>")
     out.append("</table>")
@@ -190,6 +191,8 @@ def write_report(
     ins.taxonomy.to_csv(out / "taxonomy.csv")
     ins.confusion.to_csv(out / "confusion.csv")
     ins.instances.to_csv(out / "instances.csv", index=False)
+    if ins.oracles is not None:
+        ins.oracles.to_csv(out / "oracles.csv")
     numbers = {
         "intervals": json.loads(ins.intervals.to_json(orient="index")),
         "taxonomy_all": {k: int(v) for k, v in ins.taxonomy.loc["all"].drop("name").items()},
@@ -221,6 +224,16 @@ def write_report(
     pp_heads = ["part", "GT points", "mean err (cm)", "median err (cm)", "miss rate", "GPS",
                 "AUC10", "AUC30"]  # fmt: skip
     n_points = int(s.metrics.get("points", {}).get("n_points", 0))
+    if ins.oracles is None:
+        oracle_html = "<p>Not computed (<code>dpeval report --no-oracles</code>).</p>"
+    else:
+        oracle_html = _table(
+            ins.oracles,
+            ["what", "gps_perpart_AP", "gps_paper_AP", "gpsm_AP", "AUC10", "AUC30"],
+            ["what replaces the prediction", "GPS AP (per-part κ)", "GPS AP (κ 0.255)",
+             "GPSm AP", "AUC10", "AUC30"],
+            index="mode",
+        )  # fmt: skip
     summary_table = _table(
         iv,
         ["name", "value", "ci_low", "ci_high", "std"],
@@ -269,6 +282,14 @@ part, &ge; 10 cm).</p>
 {_img(pngs["taxonomy"], "error taxonomy per part")}</section>
 <section id="confusion"><h2>Part confusion</h2>
 {_img(pngs["confusion"], "part confusion matrix")}</section>
+<section id="oracles"><h2>What if the parts were perfect</h2>
+<p>The official evaluator's upper-bound modes: at every GT point inside a detection's box,
+ground-truth quantities replace the predicted ones before the closest vertex is found
+(points outside the box still count as misses; masks, and so the IoU half of GPSm, are
+unchanged). The gap between <code>model</code> and <code>gt-parts</code> is what perfect part
+segmentation would add; <code>gt-parts-uv0</code> and <code>uv0</code> show how much the chart
+coordinates contribute. Values are fractions.</p>
+{oracle_html}</section>
 <section id="gallery"><h2>Worst instances</h2>
 <p>The {min(n_worst, len(ins.instances))} GT people with the lowest per-part GPS under
 their best detection{" (image crops with the detection's part map)" if images else ""}.</p>
@@ -276,7 +297,8 @@ their best detection{" (image crops with the detection's part map)" if images el
 <section id="notes"><h2>Files</h2>
 <p>Numbers: <code>summary.json</code>, <code>intervals.csv</code>, <code>per_part.csv</code>,
 <code>coarse_parts.csv</code>, <code>rcp.csv</code>, <code>taxonomy.csv</code>,
-<code>confusion.csv</code>, <code>instances.csv</code>, <code>insight.json</code>;
+<code>confusion.csv</code>, <code>instances.csv</code>, <code>oracles.csv</code>,
+<code>insight.json</code>;
 figures in <code>figures/</code>.</p></section>
 </body></html>
 """
