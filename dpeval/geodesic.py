@@ -85,6 +85,7 @@ import numpy as np
 
 from . import _kernels
 from ._geomesh import Mesh
+from ._io import cache_dir as default_cache_dir
 from ._typing import ArrayLike, Float64Array, PathLike
 from .errors import GeodesicError
 
@@ -119,19 +120,6 @@ _NO_TARGETS = np.empty(0, np.int32)
 
 Mode = Literal["auto", "legacy", "engine"]
 _MODES = ("auto", "legacy", "engine")
-
-
-def default_cache_dir() -> Path:
-    """Cache directory: ``$DPEVAL_CACHE_DIR`` or ``~/.cache/dpeval``.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    env = os.environ.get("DPEVAL_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path.home() / ".cache" / "dpeval"
 
 
 # --------------------------------------------------------------------------- ids
@@ -187,7 +175,8 @@ class GeodesicSolver:
     cache : bool
         Keep the quantised all-pairs table on disk and reuse it (default True).
     cache_dir : path, optional
-        Where the table lives; default :func:`default_cache_dir`.
+        Where the table lives; default :func:`dpeval._io.cache_dir`
+        (``$DPEVAL_CACHE_DIR`` or ``~/.cache/dpeval``).
     mode : {"auto", "legacy", "engine"}
         ``"legacy"``: return the official ``template.pdist`` values (error if
         absent); ``"engine"``: always compute; ``"auto"``: legacy when ``pdist``
@@ -262,7 +251,9 @@ class GeodesicSolver:
                 )
             self._pdist = p
         self.cache = bool(cache)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = (
+            Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        )
         self.threads = threads
         self.template_id = str(getattr(template, "id", "mesh"))
         checksum = getattr(template, "checksum", None)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cache import cache_dir
+from ._io import cache_dir
 from ._safe_pickle import safe_pickle_load
 from ._typing import PathLike
 from .errors import TemplateError

@@ -365,9 +365,9 @@ class BodyTemplate:
         Predictions store U and V as uint8 (value * 255), so their closest vertex takes
         one of 24 * 256 * 256 answers; this table holds them all (row 0 and ids outside
         1..24 are -1), computed once by :meth:`closest_vertices` with the same rule and
-        cached on disk under the template checksum (see :mod:`dpeval._cache`).
+        cached on disk under the template checksum (see :mod:`dpeval._io`).
         """
-        from ._cache import cache_dir, load_npy, save_npy_atomic
+        from ._io import cache_dir, load_npy, save_npy_atomic
 
         path = cache_dir() / "lut" / f"uv8_{self.checksum[:32]}.npy"
         shape = (N_PARTS + 1, 256, 256)
