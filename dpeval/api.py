@@ -34,6 +34,9 @@ def _read(preds: Any, gt: Any) -> tuple[Predictions, GroundTruth]:
 
 
 def _check_images(p: Predictions, g: GroundTruth, allow_unknown: bool) -> tuple[Predictions, int]:
+    from .formats.consistency import check_categories
+
+    check_categories(p, g)
     items = p.detections if p.kind == "instances" else p.dense
     unknown = [x for x in items if x.image_id not in g.images]
     if not unknown:

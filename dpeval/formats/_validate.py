@@ -83,13 +83,33 @@ def parse_json(text: bytes | str, source: str) -> Any:
             ) from None
     if not text.strip():
         raise fail(source, "the file is empty", "expected a JSON document; re-export the file")
+    duplicates: list[tuple[str, dict[str, Any]]] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    duplicates.append((key, obj))
+                    break
+                seen.add(key)
+        return obj
+
     try:
-        return json.loads(text)
+        doc = json.loads(text, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as e:
+        if e.pos >= len(text.rstrip()):
+            raise fail(
+                source,
+                f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg} at the end of "
+                "the file",
+                "the file looks truncated; write it again completely",
+            ) from None
         raise fail(
             source,
             f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}",
-            "fix or re-export the file (a truncated write is the usual cause)",
+            "fix or re-export the file",
         ) from None
     except RecursionError:
         raise fail(
@@ -98,6 +118,50 @@ def parse_json(text: bytes | str, source: str) -> Any:
         ) from None
     except ValueError as e:  # e.g. Python's limit on digits in an integer literal
         raise fail(source, f"unreadable JSON value: {e}", "write numbers in plain form") from None
+    if duplicates:
+        key, obj = duplicates[0]
+        more = f" ({len(duplicates)} objects with duplicate keys)" if len(duplicates) > 1 else ""
+        raise fail(
+            f"{source}: {_json_path(doc, obj)}",
+            f"key {key!r} appears more than once in one object{more} (a JSON reader keeps the "
+            "last value silently, so the record is ambiguous)",
+            f"keep one {key!r} per object",
+        )
+    return doc
+
+
+def _json_path(doc: Any, target: dict[str, Any]) -> str:
+    """Where ``target`` sits in ``doc``: ``"annotations[3] (id=7)"``, ``"record 2"``..."""
+
+    def find(node: Any, path: str) -> str | None:
+        if node is target:
+            return path
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, child in items:
+            if isinstance(child, (dict, list)):
+                sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
+                hit = find(child, sub)
+                if hit is not None:
+                    return hit
+        return None
+
+    if isinstance(doc, list):
+        for i, rec in enumerate(doc):
+            hit = find(rec, "")
+            if hit is not None:
+                has_id = isinstance(rec, dict) and "image_id" in rec
+                image = f" (image_id={rec['image_id']})" if has_id else ""
+                return f"record {i}{image}" + (f": in {hit.lstrip('.')}" if hit else "")
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            if not isinstance(value, list):
+                continue
+            for i, rec in enumerate(value):
+                hit = find(rec, "")
+                if hit is not None:
+                    ident = f" (id={rec['id']})" if isinstance(rec, dict) and "id" in rec else ""
+                    return f"{key}[{i}]{ident}" + (f": in {hit.lstrip('.')}" if hit else "")
+    return "top level"
 
 
 def as_int(value: Any, where: str, name: str) -> int:

@@ -20,7 +20,13 @@ record index and id, what was found, what was expected, and the fix):
   describe a 256x256 box, so values in (255, 256] are kept with one counted warning);
   values within 1e-6 outside a range are float noise and kept as they are;
 - ``dp_masks``: a list of 14 entries, each falsy (absent part) or an RLE dict with
-  ``counts`` and ``size == [256, 256]``.
+  ``counts`` and ``size == [256, 256]`` whose runs tile the 256x256 mask exactly (all
+  strings of the file are checked at once, :mod:`dpeval.formats._rle`; plain run-length
+  lists are checked and compressed);
+- every annotation's ``category_id`` is in ``categories`` (``[{id: 1, person}]`` when
+  the file has no list);
+- no object repeats a key (a JSON reader would keep the last value silently); a pickle,
+  zip or PNG given as ground truth is named as such.
 
 Warnings (one per kind, with a count): ``area`` missing (w*h used), ``iscrowd`` missing
 (0 used), dense annotations without ``dp_masks``, ``dp_x``/``dp_y`` in (255, 256].
@@ -38,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import PathLike
+from ._rle import invalid_rle_strings, valid_run_list
 from ._validate import (
     N_PARTS,
     UNIT_TOL,
@@ -100,6 +107,7 @@ def load_ground_truth(source: PathLike | dict[str, Any]) -> GroundTruth:
         except IsADirectoryError:
             raise fail(name, "is a directory", "expected a COCO JSON file") from None
         digest = hashlib.sha256(raw).hexdigest()
+        _refuse_binary(raw, name)
         doc = parse_json(raw, name)
     else:
         raise fail(
@@ -108,6 +116,23 @@ def load_ground_truth(source: PathLike | dict[str, Any]) -> GroundTruth:
             "expected a path to a COCO JSON file or its parsed dict",
         )
     return _build(doc, name, digest)
+
+
+def _refuse_binary(raw: bytes, name: str) -> None:
+    """A pickle, zip (``.npz``, ``.pth``) or PNG is not a ground truth: say what it is."""
+    kinds = (
+        (b"\x80", "a Python pickle"),
+        (b"PK\x03\x04", "a zip archive (.npz/.pth)"),
+        (b"\x89PNG", "a PNG image"),
+    )
+    for magic, kind in kinds:
+        if raw.startswith(magic):
+            raise fail(
+                name,
+                f"is {kind}, not JSON",
+                "the ground truth is a DensePose-COCO JSON file; predictions go first "
+                "(dpeval score PREDICTIONS GROUND_TRUTH)",
+            )
 
 
 def _build(doc: Any, name: str, digest: str) -> GroundTruth:
@@ -150,7 +175,9 @@ def _build(doc: Any, name: str, digest: str) -> GroundTruth:
             )
         seen[person.id] = i
         people.append(person)
+    _check_rles(people, name)
     categories = _categories(doc.get("categories"), name)
+    _check_categories(people, categories, name, "categories" in doc)
     tally.emit(stacklevel=4)
     return GroundTruth(
         images=images,
@@ -411,8 +438,58 @@ def _masks(value: Any, where: str) -> tuple[dict[str, Any] | None, ...] | None:
                 f"dp_masks[{k}]['counts'] is {type(m['counts']).__name__}",
                 "expected an RLE string or list of run lengths",
             )
+        if isinstance(m["counts"], list):  # uncompressed RLE: check, then compress
+            if not valid_run_list(m["counts"], MASK_SIZE[0] * MASK_SIZE[1]):
+                raise fail(
+                    where,
+                    f"dp_masks[{k}] is not a valid RLE of a 256x256 mask (its run lengths "
+                    "are not non-negative integers summing to 65536)",
+                    "re-encode the part mask with pycocotools.mask.encode",
+                )
+            from pycocotools import mask as mask_utils
+
+            m = mask_utils.frPyObjects(m, *MASK_SIZE)
         out.append(m)
     return tuple(out)
+
+
+def _check_rles(people: list[GtPerson], name: str) -> None:
+    """Refuse compressed ``dp_masks`` whose runs do not tile the 256x256 mask exactly."""
+    found = [
+        (person, k, m["counts"])
+        for person in people
+        if person.dp_masks
+        for k, m in enumerate(person.dp_masks)
+        if m is not None and isinstance(m["counts"], (str, bytes))
+    ]
+    raw = [c.encode("utf-8") if isinstance(c, str) else c for _, _, c in found]
+    bad = invalid_rle_strings(raw, MASK_SIZE[0] * MASK_SIZE[1])
+    if bad:
+        person, k, _ = found[bad[0]]
+        more = f" ({len(bad)} invalid dp_masks entries in the file)" if len(bad) > 1 else ""
+        raise fail(
+            f"{name}: annotation {person.index} (id={person.id})",
+            f"dp_masks[{k}] is not a valid RLE of a 256x256 mask (its runs do not add up to "
+            f"65536 pixels, or the counts string is truncated or garbled){more}",
+            "re-encode the part masks with pycocotools.mask.encode, or leave the entry "
+            "empty for an absent part",
+        )
+
+
+def _check_categories(
+    people: list[GtPerson], categories: dict[int, str], name: str, listed: bool
+) -> None:
+    """Every annotation's ``category_id`` must be one of ``categories``."""
+    for person in people:
+        if person.category_id not in categories:
+            known = ", ".join(f"{k} ({v or 'unnamed'})" for k, v in sorted(categories.items()))
+            source = "'categories'" if listed else "the default categories (no 'categories' list)"
+            raise fail(
+                f"{name}: annotation {person.index} (id={person.id})",
+                f"category_id {person.category_id} is not in {source}: {known}",
+                "use a listed category id (DensePose people are category 1), or add the "
+                "category to 'categories'",
+            )
 
 
 def _categories(value: Any, name: str) -> dict[int, str]:

@@ -42,11 +42,13 @@ import numpy as np
 from PIL import Image
 
 from .._typing import PathLike
+from ..errors import FormatError
 from ._validate import WarningTally, check_parts, fail
 from .model import DenseMap, ImageInfo, Predictions
 
 __all__ = [
     "MAX_PIXELS",
+    "check_png_stream",
     "decode_iuv",
     "encode_iuv",
     "load_iuv_png_dir",
@@ -139,6 +141,86 @@ def read_png_size(png: bytes, where: str) -> tuple[int, int]:
             f"PNG is {depth}-bit {kind}",
             "expected an 8-bit RGB PNG (R = I, G = U*255, B = V*255)",
         )
+    return height, width
+
+
+_CHUNK_OUT = 1 << 20
+"""Inflate at most this many bytes at a time when checking a stream (memory stays flat)."""
+
+
+def check_png_stream(png: bytes, where: str) -> tuple[int, int]:
+    """Check a PNG's integrity without decoding its pixels -> ``(height, width)``.
+
+    Every chunk's CRC-32 is verified, an ``IEND`` must close the file, and the
+    concatenated ``IDAT`` zlib stream is inflated in 1 MiB steps (nothing is kept) and
+    must end exactly at the size the header implies (one filter byte plus the packed
+    pixels per row; Adam7-interlaced files are only inflated to the end of the stream).
+    About five times cheaper than :func:`decode_iuv`; part ids are not looked at.
+
+    Parameters
+    ----------
+    png : bytes
+        The whole PNG file.
+    where : str
+        Location for error messages.
+
+    Returns
+    -------
+    (int, int)
+        Height and width from the header.
+
+    Raises
+    ------
+    FormatError
+        A bad header (as :func:`read_png_size`), a chunk whose CRC does not match, a
+        missing ``IDAT``/``IEND``, or a zlib stream that is corrupt, short or too long.
+    """
+    height, width = read_png_size(png, where)
+    depth, colour, interlace = png[24], png[25], png[28] if len(png) > 28 else 0
+    channels = {2: 3, 3: 1, 6: 4}[colour]
+    expected = height * (1 + (width * channels * depth + 7) // 8)
+
+    def corrupt(what: str) -> FormatError:
+        return fail(where, f"PNG data is truncated or corrupt ({what})", "re-encode the map; "
+                    "the text may have been cut or edited")  # fmt: skip
+
+    pos, idat, ended = 8, [], False
+    while pos + 8 <= len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(png):
+            raise corrupt(f"chunk {kind!r} at byte {pos} runs past the end of the file")
+        (crc,) = struct.unpack(">I", png[end - 4 : end])
+        if zlib.crc32(png[pos + 4 : end - 4]) != crc:
+            raise corrupt(f"CRC mismatch in chunk {kind!r} at byte {pos}")
+        if kind == b"IDAT":
+            idat.append(png[pos + 8 : end - 4])
+        elif kind == b"IEND":
+            ended = True
+            break
+        pos = end
+    if not ended:
+        raise corrupt("no IEND chunk: the file is truncated")
+    if not idat:
+        raise corrupt("no IDAT chunk: no pixel data")
+    inflate = zlib.decompressobj()
+    total = 0
+    data = b"".join(idat)
+    try:
+        while data:
+            out = inflate.decompress(data, _CHUNK_OUT)
+            total += len(out)
+            if interlace == 0 and total > expected:
+                raise corrupt(f"pixel data longer than the {height}x{width} header")
+            data = inflate.unconsumed_tail
+        total += len(inflate.flush())
+    except zlib.error as e:
+        raise corrupt(f"zlib: {e}") from None
+    if not inflate.eof:
+        raise corrupt("the zlib stream of the pixel data ends early")
+    if interlace == 0 and total != expected:
+        raise corrupt(f"{total} bytes of pixel data, the {height}x{width} header needs {expected}")
     return height, width
 
 
@@ -317,8 +399,7 @@ def load_iuv_png_dir(
             )
         owner[image_id] = f.name
         where = f"{name}/{f.name} (image_id={image_id})"
-        with open(f, "rb") as fh:
-            height, width = read_png_size(fh.read(33), where)
+        height, width = check_png_stream(f.read_bytes(), where)  # corrupt files fail now
         _, ih, iw = table.get(image_id, ("", None, None))
         if ih is not None and (height, width) != (ih, iw):
             raise fail(

@@ -8,10 +8,12 @@ Formats (detected from the content, not the extension; ``format=`` overrides):
 ``challenge-json``
     COCO DensePose challenge results: a JSON list of ``{image_id, category_id, bbox,
     score, uv_shape, uv_data}`` (spec §1.2a). Eager checks: every key present, ids
-    integers, bbox and score finite, ``uv_shape`` = [3, H, W] positive ints, and the PNG
+    integers, bbox and score finite, ``uv_shape`` = [3, H, W] positive ints, the PNG
     header of ``uv_data`` (size = uv_shape, pixel cap, 8-bit RGB), read from the first
-    44 base64 characters only. Pixels are decoded lazily (``validate_all=True`` decodes
-    all now, as ``dpeval validate`` does).
+    44 base64 characters before anything else, then the integrity of every PNG (chunk
+    CRCs, a complete zlib stream of the right length, inflated in 1 MiB steps and not
+    kept). Pixels are decoded lazily (``validate_all=True`` decodes all now, as ``dpeval
+    validate`` does, which also checks part ids).
 ``d2-pickle`` / ``d2-compressed``
     detectron2 DensePose dumps: a pickle (or a torch ``.pth`` when torch is importable)
     of a list of ``{image_id, category_id, bbox (float XYWH), score, densepose}`` dicts,
@@ -27,6 +29,11 @@ Formats (detected from the content, not the extension; ``format=`` overrides):
     resolves names and sizes. Gives ``Predictions(kind="dense")``.
 ``dpeval-npz``
     see :mod:`dpeval.formats.native`.
+
+Zero-area boxes (w or h = 0) are kept with one counted :class:`DpevalWarning`: the
+official evaluator scores them (pycocotools ``loadRes`` keeps every box), and such a
+detection reads no pixel, has no mask and matches nobody, so it counts as a false
+positive (in the ``all`` area range; the area ranges above 0 ignore it).
 
 Map size against the box: the evaluator samples the map at integer offsets from the box
 origin up to the truncated box size, so a map smaller than ``(floor(h), floor(w))`` is a
@@ -65,6 +72,8 @@ from ._validate import (
 )
 from .iuv_png import (
     _WS,
+    _b64_bytes,
+    check_png_stream,
     decode_iuv,
     encode_iuv,
     load_iuv_png_dir,
@@ -297,16 +306,23 @@ def _challenge_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detec
             f"'uv_data' is {type(data).__name__ if data else 'empty'}",
             "expected base64 PNG text",
         )
-    _check_png_prefix(data, shape, where)
-    return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(data, shape, where))
+    png = _check_png(data, shape, where)
+    return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(png, shape, where))
 
 
-def _png_loader(data: str, shape: tuple[int, int, int], where: str) -> Callable[[], np.ndarray]:
+def _png_loader(data: str | bytes, shape: tuple[int, int, int], where: str) -> Callable[[], np.ndarray]:
     return lambda: decode_iuv(data, shape, where=where)
 
 
-def _check_png_prefix(data: str, shape: tuple[int, int, int], where: str) -> None:
-    """Check the PNG header from the first 44 base64 characters (33 bytes) only."""
+def _check_png(data: str, shape: tuple[int, int, int], where: str) -> bytes:
+    """Check a base64 PNG without decoding its pixels -> the PNG bytes.
+
+    The header is read from the first 44 base64 characters before anything else (size
+    against ``uv_shape``, pixel cap); then the whole text is base64-decoded and the PNG
+    checked by :func:`~dpeval.formats.iuv_png.check_png_stream` (chunk CRCs, complete
+    zlib stream of the right length), so a corrupt map is found even on a detection the
+    scorer never decodes (the official evaluator decodes every map).
+    """
     prefix = data[:256].translate(_WS)[:44]
     try:
         head = base64.b64decode(prefix + "=" * (-len(prefix) % 4), validate=True)
@@ -316,7 +332,7 @@ def _check_png_prefix(data: str, shape: tuple[int, int, int], where: str) -> Non
         ) from None
     if len(head) < 26:  # too short to hold a header: let the full decoder say why
         decode_iuv(data, shape, where=where)
-        return
+        raise fail(where, "'uv_data' is too short to hold a PNG", "re-encode the map")
     height, width = read_png_size(head, where)
     if (height, width) != shape[1:]:
         raise fail(
@@ -324,6 +340,9 @@ def _check_png_prefix(data: str, shape: tuple[int, int, int], where: str) -> Non
             f"PNG is {height}x{width} (HxW) but uv_shape is {list(shape)}",
             "uv_shape must be [3, H, W] of the encoded map",
         )
+    png = _b64_bytes(data, where)
+    check_png_stream(png, where)
+    return png
 
 
 def _uv_shape(value: Any, where: str, key: str) -> tuple[int, int, int]:
@@ -337,9 +356,20 @@ def _uv_shape(value: Any, where: str, key: str) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+ZERO_AREA_NOTE = (
+    "detection(s) with a zero-area box (w or h = 0): kept and scored as the official "
+    "evaluator does, a detection that matches no person (a false positive; dropped on "
+    "images with ignore regions)"
+)
+"""The warning for zero-area boxes; one rule for ``score``, ``validate`` and the leaderboard."""
+
+
 def _check_box_fit(det: Detection, where: str, tally: WarningTally) -> None:
     _, _, w, h = det.bbox
     _, mh, mw = det.iuv_shape
+    if w == 0 or h == 0:  # no pixel of the map is read; it is only a false positive
+        tally.add(ZERO_AREA_NOTE, f"{where}: box {[float(v) for v in det.bbox]}")
+        return
     if mh < math.floor(h) or mw < math.floor(w):
         raise fail(
             where,
@@ -386,8 +416,8 @@ def _d2_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
         if not isinstance(compressed, (str, bytes)):
             raise fail(where, "'labels_uv_str' is not text", "expected base64 PNG text")
         text = compressed if isinstance(compressed, str) else compressed.decode("latin1")
-        _check_png_prefix(text, shape, where)
-        return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(text, shape, where))
+        png = _check_png(text, shape, where)
+        return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(png, shape, where))
     arr = _field(dp, "labels_uv_uint8") if not isinstance(dp, np.ndarray) else dp
     if arr is None:
         arr = dp

@@ -38,12 +38,13 @@ Security decisions
   team in 24 h and ``queue_cap`` jobs waiting (``429``). They are checked cheaply
   before validation and again atomically when the row is inserted.
 - Validation before queueing (``400``, nothing stored): UTF-8 JSON, nesting depth,
-  a list of challenge detections whose keys, numbers and PNG headers are read by
-  dpeval's readers (no pixel inflated; 40 M pixel cap), every image id in the ground
-  truth, every map no larger than its image (so a decompression bomb within the pixel
-  cap is refused too) and the method fields (lengths, no control characters, http(s)
-  URL). Pixels are decoded by the worker. One upload is validated at a time (a lock),
-  which bounds the memory a burst of large uploads can take.
+  a list of challenge detections whose keys, numbers and PNGs are checked by
+  dpeval's readers (headers first, 40 M pixel cap; every ``uv_shape`` no larger than
+  its image, so a decompression bomb within the pixel cap is refused before inflating;
+  then chunk CRCs and the zlib stream, inflated in 1 MiB steps and not kept), every
+  image id and category in the ground truth, and the method fields (lengths, no control
+  characters, http(s) URL). Pixels are decoded by the worker. One upload is validated at
+  a time (a lock), which bounds the memory a burst of large uploads can take.
 - Text fields are stored with parameterised SQL and shown through Jinja autoescaping
   (pages) or JSON; the leaderboard page escapes every entry field.
 - The ground truth is never served: no route reads files other than entries, Flask's
@@ -108,7 +109,9 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).replace("<memory>", "upload").split())[:MAX_MESSAGE_CHARS]
 
 
-def check_upload(raw: bytes, images: dict[int, Any]) -> int:
+def check_upload(
+    raw: bytes, images: dict[int, Any], categories: dict[int, str] | None = None
+) -> int:
     """Validate an uploaded challenge JSON without decoding pixels; return its detections.
 
     Changes the process-wide warning filters while it runs: the server calls it under a
@@ -120,6 +123,8 @@ def check_upload(raw: bytes, images: dict[int, Any]) -> int:
         The uploaded file.
     images : dict[int, ImageInfo]
         The hidden ground truth's images (ids and sizes only).
+    categories : dict[int, str], optional
+        The hidden ground truth's categories (default ``{1: "person"}``).
 
     Raises
     ------
@@ -144,12 +149,40 @@ def check_upload(raw: bytes, images: dict[int, Any]) -> int:
             "upload: the top level must be a JSON list of detections {image_id, "
             "category_id, bbox, score, uv_shape, uv_data} (COCO DensePose challenge format)"
         )
-    gt = GroundTruth(images=images, annotations=(), source="the ground truth")
+    gt = GroundTruth(
+        images=images,
+        annotations=(),
+        categories=dict(categories or {1: "person"}),
+        source="the ground truth",
+    )
+    _precheck_sizes(records, images)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DpevalWarning)
         preds = load_predictions(records, format="challenge-json")
         check_predictions(preds, gt)
     return len(preds.detections)
+
+
+def _precheck_sizes(records: list[Any], images: dict[int, Any]) -> None:
+    """Refuse maps larger than their image from ``uv_shape`` alone, before any inflating."""
+    from ..formats.iuv_png import MAX_PIXELS
+    from .submit import SIZE_TOLERANCE_PX
+
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            continue  # the reader names it
+        shape, img = rec.get("uv_shape"), images.get(rec.get("image_id"))  # type: ignore
+        if img is None or not isinstance(shape, list) or len(shape) != 3:
+            continue
+        h, w = shape[1], shape[2]
+        if not all(isinstance(v, int) for v in (h, w)) or h * w > MAX_PIXELS:
+            continue  # the reader names these (over the cap: "pixel cap")
+        if h > img.height + SIZE_TOLERANCE_PX or w > img.width + SIZE_TOLERANCE_PX:
+            raise FormatError(
+                f"upload: record {i} (image_id={rec['image_id']}): IUV map is {h}x{w} (HxW) "
+                f"but the image is {img.height}x{img.width}; maps cover the box, so they "
+                "cannot exceed it"
+            )
 
 
 class _State:
@@ -163,6 +196,7 @@ class _State:
         g = load_ground_truth(gt)
         self.gt_sha256 = g.sha256
         self.images = dict(g.images)
+        self.categories = dict(g.categories)
         self.uploads = uploads_dir(store)
         self.uploads.mkdir(parents=True, exist_ok=True)
         self._board: tuple[Any, str] | None = None
@@ -420,7 +454,7 @@ def create_app(
                 raise _Refused(400, "the file is empty")
             try:
                 with _VALIDATE_LOCK:
-                    n_dets = check_upload(tmp.read_bytes(), state.images)
+                    n_dets = check_upload(tmp.read_bytes(), state.images, state.categories)
             except FormatError as exc:
                 raise _Refused(400, str(exc)) from None
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import DpevalWarning, FormatError, ParamsError
+from ..formats.consistency import check_categories
 from ..formats.model import GroundTruth, Predictions
 from .store import (
     BOX_PROTOCOLS,
@@ -68,8 +69,9 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
     Raises
     ------
     FormatError
-        Image-level dense maps, predictions on images absent from the GT, empty
-        predictions, empty boxes, or maps larger than their image.
+        Image-level dense maps, predictions on images absent from the GT or with a
+        category it does not have, empty predictions, or maps larger than their image
+        (zero-area boxes are counted, not refused: the official evaluator scores them).
     """
     if p.kind != "instances":
         raise FormatError(
@@ -79,6 +81,7 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
     dets = p.detections
     if not dets:
         raise FormatError(f"{p.source}: no detections; a submission needs predictions")
+    check_categories(p, g)
     unknown = sorted({d.image_id for d in dets if d.image_id not in g.images})
     if unknown:
         raise FormatError(
@@ -87,10 +90,7 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
         )
     for d in dets:
         img = g.images[d.image_id]
-        x, y, w, h = (float(v) for v in d.bbox)
         where = f"{p.source}: record {d.index} (image_id={d.image_id})"
-        if not (w > 0 and h > 0):
-            raise FormatError(f"{where}: box {[x, y, w, h]} has no area; expected w, h > 0")
         _, mh, mw = d.iuv_shape
         if mh > img.height + SIZE_TOLERANCE_PX or mw > img.width + SIZE_TOLERANCE_PX:
             raise FormatError(
@@ -120,6 +120,9 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
         ),
         "exact duplicate detections (same image, box and score)": dups,
         "boxes reaching outside their image": outside,
+        "zero-area boxes (w or h = 0; scored as false positives, as officially)": sum(
+            1 for d in dets if d.bbox[2] == 0 or d.bbox[3] == 0
+        ),
     }
     counts = {k: int(v) for k, v in counts.items() if v}
     for msg, n in counts.items():
