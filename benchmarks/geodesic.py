@@ -77,7 +77,7 @@ def main() -> int:
     import numba
 
     t0 = time.perf_counter()
-    from dpeval import _kernels
+    from dpeval.geodesic import _kernels
     from dpeval.geodesic import GeodesicSolver
 
     t_import = time.perf_counter() - t0

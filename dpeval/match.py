@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from .geodesic import _kernels
 from .params import BOX_FALLBACK_IOU
 
 __all__ = ["ImageMatch", "box_iou", "match_image"]

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from dpeval import _kernels, _reference
+from dpeval.geodesic import _kernels, _reference
 from dpeval.errors import GeodesicError
 from dpeval.geodesic import (
     ENGINE_VERSION,

@@ -1,4 +1,5 @@
-"""Slow pure-Python/NumPy/SciPy twins of :mod:`dpeval._kernels` (used by the tests).
+"""Stage 2 (geodesic): slow pure-Python/NumPy/SciPy twins of
+:mod:`dpeval.geodesic._kernels` (used by the tests).
 
 Each function here has the name of the kernel it mirrors and follows the same
 steps in the same order, so on the same input it gives the same numbers
@@ -75,13 +76,13 @@ def geodesic_field(
     width: float,
     nbuckets: int,
 ) -> tuple[np.ndarray, int]:
-    """Twin of :func:`dpeval._kernels.geodesic_field` (face-window propagation).
+    """Twin of :func:`dpeval.geodesic._kernels.geodesic_field` (face-window propagation).
 
     Parameters
     ----------
     source : int
     vertices, faces, corners, hnbr, hdat, htwin, hopq, vf_off, vf_face, vf_corner
-        Mesh arrays as described in :mod:`dpeval._kernels`.
+        Mesh arrays as described in :mod:`dpeval.geodesic._kernels`.
     width : float
     nbuckets : int
 
@@ -258,7 +259,7 @@ def geodesic_field(
 
 
 def group_by_source(hi: np.ndarray, lo: np.ndarray, nv: int) -> tuple[np.ndarray, np.ndarray]:
-    """Twin of :func:`dpeval._kernels.group_by_source` (stable argsort)."""
+    """Twin of :func:`dpeval.geodesic._kernels.group_by_source` (stable argsort)."""
     keep = np.flatnonzero(hi != lo)
     perm = keep[np.argsort(hi[keep], kind="stable")].astype(np.int64)
     ptr = np.zeros(nv + 1, np.int64)
@@ -269,7 +270,7 @@ def group_by_source(hi: np.ndarray, lo: np.ndarray, nv: int) -> tuple[np.ndarray
 def lookup_condensed(
     table: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float, unreachable: int
 ) -> np.ndarray:
-    """Twin of :func:`dpeval._kernels.lookup_condensed` (official index rule)."""
+    """Twin of :func:`dpeval.geodesic._kernels.lookup_condensed` (official index rule)."""
     i = np.maximum(a, b).astype(np.int64)
     j = np.minimum(a, b).astype(np.int64)
     out = np.zeros(i.shape[0])
@@ -282,7 +283,7 @@ def lookup_condensed(
 
 
 def fill_condensed(mesh_args: tuple, scale: float) -> np.ndarray:
-    """Twin of :func:`dpeval._kernels.fill_condensed` for the whole table.
+    """Twin of :func:`dpeval.geodesic._kernels.fill_condensed` for the whole table.
 
     Parameters
     ----------
@@ -340,7 +341,7 @@ def greedy_match(
     use_box: bool,
     fallback_iou: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Twin of :func:`dpeval._kernels.greedy_match`: the pycocotools loops, verbatim in
+    """Twin of :func:`dpeval.geodesic._kernels.greedy_match`: the pycocotools loops, verbatim in
     structure (threshold, detection, GT), plus the uv box fallback."""
     n_t = len(thresholds)
     n_d, n_g = sim.shape

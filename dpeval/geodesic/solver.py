@@ -11,7 +11,7 @@ Algorithm: face-window propagation
 ----------------------------------
 A near-exact relative of MMP (Mitchell-Mount-Papadimitriou / Surazhsky et al.)
 in the spirit of virtual-source propagation (Trettner, Bommes and Kobbelt 2021),
-written for this project (``dpeval._kernels.geodesic_field``):
+written for this project (``dpeval.geodesic._kernels.geodesic_field``):
 
 * every face keeps **one window**: a virtual source (a point of the unfolded
   plane), the path length ``sigma`` travelled before it, and the **cone** of
@@ -84,10 +84,10 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._geomesh import Mesh
-from ._io import cache_dir as default_cache_dir
-from ._typing import ArrayLike, Float64Array, PathLike
-from .errors import GeodesicError
+from .._io import cache_dir as default_cache_dir
+from .._typing import ArrayLike, Float64Array, PathLike
+from ..errors import GeodesicError
+from .mesh import Mesh
 
 __all__ = [
     "CACHE_LIMIT_BYTES",

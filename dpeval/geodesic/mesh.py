@@ -1,4 +1,4 @@
-"""Mesh preparation for the geodesic engine (stage 2, internal).
+"""Stage 2 (geodesic), internal: mesh preparation for the face-window kernels.
 
 Turns ``vertices``/``faces`` into the arrays the face-window kernels read: each face
 unfolded into its own 2D frame (``corners``), per half-edge the rigid map into the
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._typing import ArrayLike
-from .errors import GeodesicError
+from .._typing import ArrayLike
+from ..errors import GeodesicError
 
 _FLAT_TOL = 1e-9  # radians: vertices this close to flat let windows pass
 _BUCKET_WIDTH = 0.125  # queue bucket width, in mean edge lengths

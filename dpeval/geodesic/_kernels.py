@@ -1,9 +1,9 @@
-"""Numba kernels of dpeval (every ``@njit`` function lives here, nothing else).
+"""Stage 2 (geodesic): the Numba kernels of the geodesic engine.
 
-Stage: compute kernels used by :mod:`dpeval.geodesic`. Kernels trust their input:
-the public wrappers in :mod:`dpeval.geodesic` validate it and pass C-contiguous
-arrays of the documented dtypes. Each kernel has a slow pure-Python twin of the
-same name in :mod:`dpeval._reference`, used by the tests.
+Kernels trust their input: the public wrappers in :mod:`dpeval.geodesic.solver`
+validate it and pass C-contiguous arrays of the documented dtypes. Each kernel has a
+slow pure-Python twin of the same name in :mod:`dpeval.geodesic._reference`, used by
+the tests.
 
 Geodesic mesh arrays shared by the kernels, for V vertices, F faces and
 H = 3F half-edges (half-edge ``h = 3 f + i`` runs from ``faces[f, i]`` to
@@ -395,7 +395,7 @@ def geodesic_field(
         Targets for an early stop; empty for a full field. With targets, the
         propagation stops once the queue floor has passed the largest target
         estimate by ``margin`` (+1 %), and only ``out[stop_t]`` (and the source) are
-        written; the values equal those of the full field (see geodesic.py).
+        written; the values equal those of the full field (see solver.py).
     margin : float
         Safety distance of the early stop (a few face sizes).
 
