@@ -77,8 +77,7 @@ def main() -> int:
     import numba
 
     t0 = time.perf_counter()
-    from dpeval.geodesic import _kernels
-    from dpeval.geodesic import GeodesicSolver
+    from dpeval.geodesic import GeodesicSolver, _kernels
 
     t_import = time.perf_counter() - t0
     v, f, template = load_mesh(args.mesh)

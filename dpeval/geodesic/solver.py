@@ -83,10 +83,10 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
-from . import _kernels
 from .._io import cache_dir as default_cache_dir
 from .._typing import ArrayLike, Float64Array, PathLike
 from ..errors import GeodesicError
+from . import _kernels
 from .mesh import Mesh
 
 __all__ = [

@@ -8,12 +8,13 @@ import types
 import numpy as np
 import pytest
 
-from dpeval.geodesic import _kernels, _reference
 from dpeval.errors import GeodesicError
 from dpeval.geodesic import (
     ENGINE_VERSION,
     QUANT_MAX,
     GeodesicSolver,
+    _kernels,
+    _reference,
     geodesic_distance,
 )
 
