@@ -166,7 +166,7 @@ def test_accumulate_hand_computed_ap():
 
 
 def test_kernel_equals_reference_twin():
-    from dpeval.geodesic import _kernels, _reference
+    from dpeval import _match_kernels, _match_reference
 
     rng = np.random.default_rng(5)
     for _ in range(200):
@@ -176,7 +176,7 @@ def test_kernel_equals_reference_twin():
         ig = np.sort(rng.random(g) < 0.3)
         crowd = ig & (rng.random(g) < 0.5)
         for use_box in (False, True):
-            a = _kernels.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
-            b = _reference.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
+            a = _match_kernels.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
+            b = _match_reference.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)

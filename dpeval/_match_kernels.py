@@ -1,0 +1,87 @@
+"""Stage 4 (matching): the Numba kernel of :mod:`dpeval.match`.
+
+:func:`greedy_match` runs DensePose's greedy matching of one image; it trusts its
+input (the wrapper :func:`dpeval.match.match_image` sorts the GTs and passes
+C-contiguous float64/bool arrays). Its slow twin of the same name, the pycocotools
+loops written out, is in :mod:`dpeval._match_reference`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def greedy_match(sim, ig, crowd, thresholds, box, use_box, fallback_iou):
+    """DensePose greedy matching of one image (GTs already sorted, ignored last).
+
+    Parameters
+    ----------
+    sim : (D, G) float64
+        Similarities, detections in score order, GTs in sorted order.
+    ig, crowd : (G,) bool
+        Ignore and crowd flags (sorted order).
+    thresholds : (T,) float64
+    box : (D, G) float64
+        Box IoUs for the fallback (sorted GT order).
+    use_box : bool
+        Run the box-IoU fallback at the last threshold.
+    fallback_iou : float
+        Smallest box IoU of the fallback (0.8).
+
+    Returns
+    -------
+    matched : (T, D) bool
+    match_gt : (T, D) int64
+        Sorted GT index, -1 when unmatched.
+    dt_ig : (T, D) bool
+    """
+    n_t = thresholds.shape[0]
+    n_d, n_g = sim.shape
+    matched = np.zeros((n_t, n_d), np.bool_)
+    match_gt = np.full((n_t, n_d), -1, np.int64)
+    dt_ig = np.zeros((n_t, n_d), np.bool_)
+    gt_matched = np.zeros((n_t, n_g), np.bool_)
+    for ti in range(n_t):
+        for d in range(n_d):
+            best = min(thresholds[ti], 1 - 1e-10)
+            m = -1
+            for g in range(n_g):
+                if gt_matched[ti, g] and not crowd[g]:
+                    continue
+                if m > -1 and not ig[m] and ig[g]:
+                    break
+                s = sim[d, g]
+                if s < best or s == 0:
+                    continue
+                best = s
+                m = g
+            if m == -1:
+                continue
+            dt_ig[ti, d] = ig[m]
+            matched[ti, d] = True
+            match_gt[ti, d] = m
+            gt_matched[ti, m] = True
+    if use_box and n_t > 0:
+        last = n_t - 1
+        for d in range(n_d):
+            if matched[last, d]:
+                continue
+            best = fallback_iou
+            m = -1
+            for g in range(n_g):
+                if gt_matched[last, g] and not crowd[g]:
+                    continue
+                if box[d, g] < best:
+                    continue
+                best = box[d, g]
+                m = g
+            if m > -1:
+                for ti in range(n_t):
+                    dt_ig[ti, d] = ig[m]
+                if ig[m]:
+                    matched[last, d] = True
+                    match_gt[last, d] = m
+                    gt_matched[last, m] = True
+    return matched, match_gt, dt_ig
