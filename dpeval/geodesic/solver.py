@@ -71,10 +71,7 @@ returns the official table's values with the official index rule.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +84,9 @@ from .._io import cache_dir as default_cache_dir
 from .._typing import ArrayLike, Float64Array, PathLike
 from ..errors import GeodesicError
 from . import _kernels
+from . import table as _table
 from .mesh import Mesh
+from .table import CACHE_LIMIT_BYTES, ENGINE_VERSION, QUANT_MAX
 
 __all__ = [
     "CACHE_LIMIT_BYTES",
@@ -98,15 +97,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ENGINE_VERSION = "fw1"
-"""Version tag of the engine's numbers; part of every cache file name."""
-
-CACHE_LIMIT_BYTES = 200 * 1024**2
-"""Largest condensed table written to the cache (200 MiB)."""
-
-QUANT_MAX = 65534
-"""Largest quantised finite distance; 65535 marks unreachable pairs."""
 
 TABLE_SOURCE_FRACTION = 0.5
 """Build (or load) the table when a query touches more than this fraction of the
@@ -467,15 +457,14 @@ class GeodesicSolver:
     # ------------------------------------------------------------------ table
     def table_nbytes(self) -> int:
         """Size in bytes of the quantised condensed table (2 bytes per pair)."""
-        nv = self.n_vertices
-        return 2 * (nv * (nv - 1) // 2)
+        return _table.table_nbytes(self.n_vertices)
 
     def _table_fits(self) -> bool:
         return self.table_nbytes() <= CACHE_LIMIT_BYTES
 
     def cache_path(self) -> Path:
         """Path of this template's cached table (``.npy``; metadata in ``.json``)."""
-        return self.cache_dir / f"geodesic-{self.checksum[:20]}-{ENGINE_VERSION}.npy"
+        return _table.table_path(self.cache_dir, self.checksum)
 
     def precompute(self) -> Path:
         """Load the cached all-pairs table, or build and cache it.
@@ -505,41 +494,15 @@ class GeodesicSolver:
         return self.cache_path()
 
     def _meta(self, scale: float) -> dict[str, Any]:
-        nv = self.n_vertices
-        return {
-            "format": "dpeval-geodesic-table",
-            "engine_version": ENGINE_VERSION,
-            "template_id": self.template_id,
-            "checksum": self.checksum,
-            "n_vertices": nv,
-            "n_entries": nv * (nv - 1) // 2,
-            "dtype": "uint16",
-            "scale": scale,
-            "unreachable": QUANT_MAX + 1,
-            "order": "index a*(a-1)/2 + b for 0-based vertex ids a > b",
-        }
+        return _table.table_meta(self.template_id, self.checksum, self.n_vertices, scale)
 
     def _open_table(self, *, verify: bool) -> bool:
         path = self.cache_path()
-        meta_path = path.with_suffix(".json")
-        if not (path.exists() and meta_path.exists()):
+        found = _table.read_table(path, self.checksum, self.n_vertices)
+        if found is None:
             return False
-        try:
-            meta = json.loads(meta_path.read_text())
-            expected = self._meta(float(meta.get("scale", 0.0)))
-            for k in ("format", "engine_version", "checksum", "n_vertices", "n_entries", "dtype"):
-                if meta.get(k) != expected[k]:
-                    raise ValueError(f"{k} is {meta.get(k)!r}, expected {expected[k]!r}")
-            scale = float(meta["scale"])
-            if not (scale > 0 and np.isfinite(scale)):
-                raise ValueError(f"scale is {scale!r}")
-            table = np.load(path, mmap_mode="r")
-            if table.dtype != np.uint16 or table.shape != (expected["n_entries"],):
-                raise ValueError(f"array is {table.dtype} {table.shape}")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring cached geodesic table %s: %s; recomputing it", path, exc)
-            return False
-        if verify and not self._spot_check(table, scale):
+        table, scale = found
+        if verify and not _table.spot_check(table, scale, self.n_vertices, self.field):
             log.warning("cached geodesic table %s fails its spot check; recomputing it", path)
             return False
         self._table = table
@@ -547,73 +510,35 @@ class GeodesicSolver:
         log.info("geodesic table: using %s", path)
         return True
 
-    def _spot_check(self, table: np.ndarray, scale: float) -> bool:
-        """Recompute two rows (sources V-1 and V/2) and compare with the stored ones."""
-        for a in sorted({self.n_vertices - 1, self.n_vertices // 2}):
-            if a < 1:
-                continue
-            d = self.field(a)[:a]
-            base = a * (a - 1) // 2
-            stored = np.asarray(table[base : base + a], dtype=np.float64)
-            finite = np.isfinite(d)
-            if not (stored[~finite] == QUANT_MAX + 1).all():
-                return False
-            expect = np.minimum(np.floor(d[finite] / scale + 0.5), QUANT_MAX)
-            # one quantum of slack: another CPU may round a last bit differently
-            if np.abs(stored[finite] - expect).max(initial=0.0) > 1.0:
-                return False
-        return True
-
     def _build_table(self) -> None:
         m = self._mesh
         nv = m.n_vertices
         path = self.cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        scale = self._initial_scale()
-        n_entries = nv * (nv - 1) // 2
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+
+        def fill(arr: np.ndarray, scale: float) -> float:
+            dmax = 0.0
             with _numba_threads(self.threads, dynamic=True) as nthreads:
-                for attempt in range(2):
-                    mm = np.lib.format.open_memmap(
-                        tmp, mode="w+", dtype=np.uint16, shape=(n_entries,)
+                nblocks = 8
+                for blk in range(nblocks):
+                    lo = blk * nv // nblocks
+                    hi = (blk + 1) * nv // nblocks
+                    dmax = max(
+                        dmax,
+                        _kernels.fill_condensed(
+                            arr, scale, lo, hi, _CHUNKS_PER_THREAD * nthreads, m.kernel_args()
+                        ),
                     )
-                    arr = mm.view(np.ndarray)
-                    dmax = 0.0
-                    nblocks = 8
-                    for blk in range(nblocks):
-                        lo = blk * nv // nblocks
-                        hi = (blk + 1) * nv // nblocks
-                        dmax = max(
-                            dmax,
-                            _kernels.fill_condensed(
-                                arr, scale, lo, hi, _CHUNKS_PER_THREAD * nthreads, m.kernel_args()
-                            ),
-                        )
-                        log.info(
-                            "geodesic table: rows %d/%d (%.1f s)", hi, nv, time.perf_counter() - t0
-                        )
-                    mm.flush()
-                    del arr, mm
-                    if dmax <= QUANT_MAX * scale or attempt == 1:
-                        break
-                    # the first scale guess was too small: redo with the true maximum
-                    scale = dmax * (1.0 + 1e-9) / QUANT_MAX
-                    log.info("geodesic table: rescaling to %.3g and rebuilding", scale)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        meta_tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-        meta_tmp.write_text(json.dumps(self._meta(scale), indent=1))
-        os.replace(meta_tmp, path.with_suffix(".json"))
+                    log.info(
+                        "geodesic table: rows %d/%d (%.1f s)", hi, nv, time.perf_counter() - t0
+                    )
+            return dmax
+
+        _table.write_table(path, nv, self._initial_scale(), fill, self._meta)
         log.info(
             "geodesic table: built %s (%.0f MiB) in %.1f s",
             path,
-            2 * n_entries / 2**20,
+            self.table_nbytes() / 2**20,
             time.perf_counter() - t0,
         )
 
