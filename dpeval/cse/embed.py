@@ -8,7 +8,8 @@ Rules (detectron2 ``densepose_coco_evaluation.py``, CSE path):
 
 - maps are resized to the box, ``(max(int(h), 1), max(int(w), 1))``, exactly like
   ``F.interpolate(x, size, mode="bilinear", align_corners=False)``: source coordinate
-  ``scale * (i + 0.5) - 0.5`` with ``scale = in / out`` (float32), clamped at 0, the
+  ``scale * (i + 0.5) - 0.5`` with ``scale = in / out`` (float32, the coordinate rounded
+  once as PyTorch's fused multiply-add does; checked against torch), clamped at 0, the
   upper neighbour clamped to the last row/column, float32 arithmetic, the width
   interpolated first. :func:`sample_bilinear` evaluates the same formula only at the
   pixels a metric reads (a box-sized 16-channel map is never built);
@@ -52,7 +53,9 @@ def box_size(bbox: np.ndarray) -> tuple[int, int]:
 
 def _axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     scale = np.float32(n_in) / np.float32(n_out)
-    src = scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+    # PyTorch's CPU kernel evaluates scale * (i + 0.5) - 0.5 as one fused multiply-add:
+    # the float64 product and difference are exact, so one rounding to float32 is an FMA
+    src = (np.float64(scale) * (np.arange(n_out) + 0.5) - 0.5).astype(np.float32)
     src = np.maximum(src, np.float32(0))
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     lam = np.clip(src - i0.astype(np.float32), np.float32(0), np.float32(1)).astype(np.float32)

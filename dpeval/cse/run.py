@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ParamsError
-from ..formats.model import GroundTruth
+from ..formats.model import GroundTruth, Predictions
 from ..metrics.coco import DensePoseEval
 from ..metrics.run import points_block
 from ..params import EvalParams
@@ -80,14 +80,16 @@ def evaluate_cse(
         runs.append(("gpsm", "gpsm", kappa))
     if "iou" in wanted:
         runs.append(("iou", "iou", kappa))
-    empty = _EmptyPreds()
+    empty = Predictions("instances")
     cats = sorted(gt.categories)
     per_cat: dict[str, dict[str, float]] = {}
     for key, metric, k in runs:
         params = EvalParams(
             metric=metric, kappa=k, protocol=protocol, min_iou=min_iou, max_dets=max_dets
         )  # type: ignore[arg-type]
-        ev = DensePoseEval(gt, empty, template=None, params=params, solver=False, similarities=sims)  # type: ignore[arg-type]
+        ev = DensePoseEval(
+            gt, empty, template=_NO_TEMPLATE, params=params, solver=False, similarities=sims
+        )
         ev.evaluate()
         ev.accumulate()
         out["official_summary"][key] = ev.summarize()
@@ -109,9 +111,7 @@ def evaluate_cse(
     return out
 
 
-class _EmptyPreds:
-    kind = "instances"
-    detections: tuple = ()
+_NO_TEMPLATE: Any = None  # similarities are given: the evaluator never reads a template
 
 
 def score_cse(
