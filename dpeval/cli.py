@@ -174,11 +174,33 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .formats import load_ground_truth, load_predictions, save_predictions
 
+    from .formats.cse import is_cse_source
+
+    if is_cse_source(args.input) or (args.to or "") in ("d2-cse", "dpeval-cse-npz"):
+        return _convert_cse(args)
     images = load_ground_truth(args.gt).images if args.gt else None
     preds = load_predictions(args.input, images=images)
     save_predictions(preds, args.output, format=args.to, images=images)
     n = len(preds.detections) if preds.kind == "instances" else len(preds.dense)
     print(f"{args.input} ({preds.format}) -> {args.output} ({args.to or 'by suffix'}): {n} maps")
+    return 0
+
+
+def _convert_cse(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import ParamsError
+    from .formats.cse import load_cse_predictions, save_cse_d2, save_cse_native
+
+    preds = load_cse_predictions(args.input, storage=args.storage)
+    to = args.to or ("dpeval-cse-npz" if Path(args.output).suffix.lower() == ".npz" else "d2-cse")
+    if to not in ("d2-cse", "dpeval-cse-npz"):
+        raise ParamsError(
+            f"{args.input} holds CSE predictions ({preds.format}); convert them to d2-cse "
+            "or dpeval-cse-npz"
+        )
+    (save_cse_native if to == "dpeval-cse-npz" else save_cse_d2)(preds, args.output)
+    print(f"{args.input} ({preds.format}) -> {args.output} ({to}): {len(preds.detections)} maps")
     return 0
 
 
@@ -296,8 +318,19 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("output", help="output path (format from --to or the suffix)")
     cp.add_argument(
         "--to",
-        choices=("challenge-json", "d2-pickle", "d2-compressed", "dpeval-npz", "iuv-png-dir"),
-        help="output format",
+        choices=(
+            "challenge-json",
+            "d2-pickle",
+            "d2-compressed",
+            "dpeval-npz",
+            "iuv-png-dir",
+            "d2-cse",
+            "dpeval-cse-npz",
+        ),
+        help="output format (CSE predictions: d2-cse or dpeval-cse-npz)",
+    )
+    cp.add_argument(
+        "--storage", action="append", metavar="FILE", help="CSE: DensePoseEvaluatorStorage.N.bin"
     )
     cp.add_argument("--gt", help="ground truth (image ids and file names for PNG dirs)")
     cp.set_defaults(func=_cmd_convert)
@@ -312,6 +345,9 @@ def _parser() -> argparse.ArgumentParser:
     from .synth.cli import add_synth_parser
 
     add_synth_parser(sub)
+    from .cse.cli import add_cse_parser
+
+    add_cse_parser(sub)
     add_insight_parsers(sub)
     add_leaderboard_parser(sub)
 

@@ -364,6 +364,10 @@ class MeshBank:
     def has(self, name: str) -> bool:
         return name == "open" or name in self._mesh_paths
 
+    def given(self, name: str) -> bool:
+        """True when the user named a file for mesh ``name`` (not the built-in one)."""
+        return name in self._mesh_paths
+
     def mesh(self, name: str) -> CseMesh:
         """The mesh named ``name``; error naming the flag when unknown."""
         if name not in self._meshes:

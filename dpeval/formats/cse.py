@@ -526,7 +526,10 @@ def _member_memmap(path: Path, zf: zipfile.ZipFile, member: str) -> np.ndarray:
         start = info.header_offset + 30 + n_name + n_extra
         fh.seek(start)
         version = np.lib.format.read_magic(fh)
-        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         offset = fh.tell()
     if fortran or not shape or int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype)
