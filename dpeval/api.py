@@ -88,6 +88,7 @@ def score(
     storage: Any = None,
     storage_shape: Sequence[int] | None = None,
     oracle: str | None = None,
+    client: Any = None,
 ) -> Summary:
     """Score DensePose predictions against ground truth.
 
@@ -130,6 +131,11 @@ def score(
         ``gt-parts``, ``gt-parts-uv0``, ``uv0``, ``gt-iuv``): GT quantities replace the
         predicted ones at every GT point inside a detection box. The summary is
         labelled with it (``Summary.oracle``); masks and IoU are unchanged.
+    client : dask.distributed.Client, optional
+        Decode and sample the images on this cluster's workers (sharded by image; the
+        template's lookup table is shipped once per worker); geodesics, matching and
+        accumulation run here. The numbers are identical to a local run. Used for
+        instance predictions (CSE and image-level dense maps are scored here).
 
     Returns
     -------
@@ -222,6 +228,7 @@ def score(
             workers=workers,
             progress=progress,
             oracle=oracle,
+            client=client,
         )
         summary = evaluate_similarities(
             sims, g, tpl, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets

@@ -7,6 +7,7 @@ the traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -126,6 +127,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
         bar = tqdm(desc="images", unit="img", leave=False)
         progress = lambda n: bar.update(n - bar.n)  # noqa: E731
+    stack = contextlib.ExitStack()
+    client = None
+    if args.scheduler:
+        from .distributed import open_client
+
+        client = stack.enter_context(open_client(args.scheduler))
     try:
         summary = score(
             args.predictions,
@@ -146,10 +153,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
             mesh_basis=args.mesh_basis,
             storage=args.storage,
             storage_shape=args.storage_schema,
+            client=client,
         )
     finally:
         if bar is not None:
             bar.close()
+        stack.close()
     if args.json:
         Path(args.json).write_text(summary.to_json())
     if not args.quiet:
@@ -266,6 +275,12 @@ def _parser() -> argparse.ArgumentParser:
         "--min-iou", type=float, default=0.5, help="lowest threshold (0.2 gives detectron2's APex)"
     )
     sp.add_argument("--workers", type=int, default=2, help="decoding threads")
+    sp.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local:N",
+        help="decode the images on a Dask cluster: a scheduler address (tcp://host:8786), "
+        "a scheduler file (.json) or local:N worker processes (needs dask[distributed])",
+    )
     sp.add_argument("--json", metavar="OUT", help="write the full results as JSON")
     sp.add_argument("--official", action="store_true", help="print the official 18-line summaries")
     sp.add_argument(

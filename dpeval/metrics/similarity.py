@@ -21,10 +21,7 @@ GPS = mean over points of exp(-d^2 / (2 kappa^2)); 0 when a GT has no valid poin
 
 from __future__ import annotations
 
-import itertools
 import logging
-import multiprocessing
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +31,7 @@ from ..formats.model import GroundTruth, Predictions
 from ..match import box_iou
 from ..params import KAPPA_PAPER, KAPPA_PER_PART
 from ..template import BodyTemplate
-from .masks import BoxMask, detection_mask, gt_mask, mask_iou
+from .images import ImageOptions, ImagePlan, run_images
 from .regions import region_filter
 
 __all__ = ["ImageSims", "Similarities", "compute_similarities", "top_detections"]
@@ -163,58 +160,6 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
     )
 
 
-def _sample(
-    iuv: np.ndarray,
-    bbox: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    protocol: str,
-    lut: np.ndarray,
-    oracle: _Oracle | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted template vertex (-1 outside / background) and part id (0 there) at each
-    GT point; ``oracle`` replaces predicted quantities by GT ones inside the box."""
-    dx, dy, dw, dh = (float(t) for t in bbox)
-    _, h_arr, w_arr = iuv.shape
-    wlim, hlim = (dw, dh) if protocol == "challenge2019" else (float(int(dw)), float(int(dh)))
-    col = np.trunc(x - dx)
-    row = np.trunc(y - dy)
-    inside = (col >= 0) & (row >= 0) & (col < wlim) & (row < hlim) & (col < w_arr) & (row < h_arr)
-    out = np.full(len(x), -1, dtype=np.int64)
-    part = np.zeros(len(x), dtype=np.int64)
-    if inside.any():
-        c = col[inside].astype(np.int64)
-        r = row[inside].astype(np.int64)
-        i = iuv[0, r, c].astype(np.int64)
-        i[i > 24] = 0
-        if oracle is None:
-            out[inside] = lut[i, iuv[1, r, c], iuv[2, r, c]]
-        else:
-            out[inside], i = oracle.apply(inside, i, iuv[1, r, c], iuv[2, r, c], lut)
-        part[inside] = i
-    return out, part
-
-
-@dataclass
-class _Oracle:
-    """One of :data:`dpeval.params.ORACLES` for the GT points of one (image, category)."""
-
-    mode: str
-    gt_part: np.ndarray  # (N,) of the selected GT points
-    gt_vertex: np.ndarray
-
-    def apply(self, inside, i, u8, v8, lut):
-        """(vertex, part) at the points ``inside`` the box under this mode."""
-        gi = self.gt_part[inside]
-        if self.mode == "gt-iuv":
-            return self.gt_vertex[inside], gi
-        if self.mode == "gt-parts":
-            return lut[gi, u8, v8], gi
-        if self.mode == "gt-parts-uv0":
-            return lut[gi, 0, 0], gi
-        return lut[i, 0, 0], i  # "uv0"
-
-
 def compute_similarities(
     gt: GroundTruth,
     preds: Predictions,
@@ -227,6 +172,7 @@ def compute_similarities(
     workers: int = 2,
     progress=None,
     oracle: str | None = None,
+    client: Any = None,
 ) -> Similarities:
     """Compute every similarity the DensePose metrics need, in one pass over the data.
 
@@ -248,6 +194,9 @@ def compute_similarities(
         Called with the number of images done, for progress bars.
     oracle : str, optional
         One of :data:`dpeval.params.ORACLES` (the official upper-bound modes).
+    client : dask.distributed.Client, optional
+        Decode and sample the images on this cluster's workers instead
+        (:func:`dpeval.distributed.map_images`); the numbers are identical.
 
     Returns
     -------
@@ -263,56 +212,14 @@ def compute_similarities(
             by_key.setdefault((a.image_id, a.category_id), []).append(i)
     keys = sorted(set(by_key) | set(tops))
 
-    def one(key: tuple[int, int]):
-        gidx = np.asarray(by_key.get(key, []), dtype=np.int64)
-        didx = tops.get(key, np.zeros(0, dtype=np.int64))
-        info = gt.images.get(key[0])
-        img_h, img_w = (info.height, info.width) if info is not None else (0, 0)
-        dense = [g for g in gidx if pts.start[g] >= 0]
-        sel = (
-            np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
-            if dense
-            else np.zeros(0, dtype=np.int64)
-        )
-        pred = np.full((len(didx), len(sel)), -1, dtype=np.int64)
-        pred_part = np.zeros((len(didx), len(sel)), dtype=np.int8)
-        ious = np.zeros((len(didx), len(gidx))) if with_masks else None
-        gmasks: list[BoxMask] = []
-        if with_masks and len(didx):
-            for g in gidx:
-                a = gt.annotations[g]
-                gmasks.append(gt_mask(a.bbox, a.dp_masks, a.segmentation, img_h, img_w, protocol))
-        # rectangles [x0, x1) x [y0, y1) that a detection must touch to score anything:
-        # GT boxes widened by one pixel on the left/top (truncation toward zero) and
-        # the GT masks; a detection touching none has GPS = IoU = 0 with every GT
-        rects = [
-            (float(b[0]) - 1, float(b[0] + b[2]) + 1, float(b[1]) - 1, float(b[1] + b[3]) + 1)
-            for b in (gt.annotations[g].bbox for g in gidx)
-        ]
-        rects += [
-            (m.x0, m.x0 + m.mask.shape[1], m.y0, m.y0 + m.mask.shape[0]) for m in gmasks if m.area
-        ]
-        for k, d in enumerate(didx):
-            det = preds.detections[d]
-            dx, dy, dw, dh = (float(t) for t in det.bbox)
-            if _SKIP_UNTOUCHED and not any(
-                dx < x1 and x0 < dx + dw + 1 and dy < y1 and y0 < dy + dh + 1
-                for x0, x1, y0, y1 in rects
-            ):
-                continue  # decoding it cannot change any number
-            iuv = det.load_iuv()
-            if len(sel):
-                orc = _Oracle(oracle, pts.part[sel], pts.vertex[sel]) if oracle else None
-                pred[k], pred_part[k] = _sample(
-                    iuv, det.bbox, pts.x[sel], pts.y[sel], protocol, lut, orc
-                )
-            if with_masks:
-                dm = detection_mask(iuv, det.bbox, img_h, img_w)
-                for j, g in enumerate(gidx):
-                    ious[k, j] = mask_iou(dm, gmasks[j], bool(gt.annotations[g].iscrowd))
-        return key, gidx, didx, sel, pred.astype(np.int32), ious, pred_part
+    plan = ImagePlan(gt, preds, pts, by_key, tops, keys)
+    opts = ImageOptions(protocol, with_masks, oracle, _SKIP_UNTOUCHED)
+    if client is not None:
+        from ..distributed import map_images
 
-    results = _run_images(one, keys, workers, progress)
+        results = map_images(client, plan, lut, opts, progress=progress)
+    else:
+        results = run_images(plan, lut, opts, workers, progress)
 
     # geodesic distances for every (GT point, detection) at once
     sizes = [r[4].size for r in results]
@@ -411,46 +318,3 @@ def compute_similarities(
 
 
 _SKIP_UNTOUCHED = True  # skip decoding detections that touch no GT (tests turn it off)
-_FORKED: dict[str, Any] = {}  # the per-image function, inherited by forked workers
-
-
-def _fork_chunk(keys: list[tuple[int, int]]) -> list[Any]:
-    one = _FORKED["one"]
-    return [one(k) for k in keys]
-
-
-def _run_images(one, keys, workers: int, progress) -> list[Any]:
-    """Apply ``one`` to every (image, category) key, in order.
-
-    With ``workers > 1`` and enough images, forked worker processes decode and sample
-    contiguous chunks of images (PNG decoding and the small per-image NumPy steps hold
-    the GIL, so threads do not scale); where ``fork`` is unavailable, threads are used.
-    Results are identical whatever the worker count.
-    """
-    results: list[Any] = []
-    if workers <= 1 or len(keys) < 16:
-        for n, key in enumerate(keys, 1):
-            results.append(one(key))
-            if progress:
-                progress(n)
-        return results
-    if "fork" in multiprocessing.get_all_start_methods():
-        n_chunks = min(len(keys), workers * 8)
-        bounds = np.linspace(0, len(keys), n_chunks + 1).astype(int)
-        chunks = [keys[a:b] for a, b in itertools.pairwise(bounds)]
-        _FORKED["one"] = one
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for part in pool.imap(_fork_chunk, chunks):
-                    results.extend(part)
-                    if progress:
-                        progress(len(results))
-        finally:
-            _FORKED.clear()
-        return results
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # pragma: no cover - no fork
-        for n, r in enumerate(pool.map(one, keys), 1):
-            results.append(r)
-            if progress:
-                progress(n)
-    return results

@@ -1,0 +1,158 @@
+"""Scale-out on Dask: the same numbers and bytes on a 2-process LocalCluster as locally.
+
+One cluster (2 single-threaded worker processes) serves the whole module, so the suite
+pays its start-up once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import distributed
+import numpy as np
+import pytest
+from _cases import EuclideanSolver, make_case, records
+
+import dpeval
+from dpeval.cli import main
+from dpeval.distributed import map_images, open_client, shard_bounds
+from dpeval.errors import FormatError, ParamsError
+from dpeval.formats import save_predictions
+from dpeval.formats.model import Detection, Predictions
+from dpeval.metrics.similarity import compute_similarities
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _noisy_case(tmp_path: Path, n_images: int = 24):
+    """A GT file and the same predictions as challenge JSON and as a native .npz: boxes
+    shifted, maps partly wrong, false positives, so every number is non-trivial."""
+    gt_dict, dets = make_case(seed=7, n_images=n_images, points=40)
+    rng = np.random.default_rng(3)
+    noisy = []
+    for img, bbox, score, iuv in dets:
+        iuv = iuv.copy()
+        flip = rng.random(iuv.shape[1:]) < 0.3
+        iuv[0][flip] = rng.integers(0, 25, int(flip.sum()))
+        iuv[1][flip] = rng.integers(0, 256, int(flip.sum()))
+        box = [bbox[0] + rng.integers(-6, 7), bbox[1] + rng.integers(-6, 7), bbox[2], bbox[3]]
+        noisy.append((img, box, float(score * rng.uniform(0.5, 1.0)), iuv))
+        if rng.random() < 0.5:  # a false positive near the person
+            noisy.append((img, [bbox[0] + 20, bbox[1] + 10, 30.0, 40.0], 0.3, iuv[:, :40, :30]))
+    gt, preds = records(gt_dict, noisy)
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(json.dumps(gt_dict))
+    paths = {}
+    for fmt, name in (("challenge-json", "preds.json"), ("dpeval-npz", "preds.npz")):
+        paths[fmt] = tmp_path / name
+        save_predictions(preds, paths[fmt], format=fmt, images=gt.images)
+    return gt_path, paths
+
+
+@pytest.mark.parametrize("fmt", ["challenge-json", "dpeval-npz"])
+def test_score_on_cluster_is_byte_identical(client, tmp_path, open_template, fmt):
+    gt_path, paths = _noisy_case(tmp_path)
+    solver = EuclideanSolver(open_template)
+    opts = dict(template=open_template, solver=solver)
+    local = dpeval.score(paths[fmt], gt_path, workers=1, **opts)
+    seen = []
+    remote = dpeval.score(paths[fmt], gt_path, client=client, progress=seen.append, **opts)
+    assert remote.to_json() == local.to_json()
+    assert 0 < local.metrics["gps_perpart"]["AP"] < 1  # not a trivial case
+    assert seen == sorted(seen) and seen[-1] == 24  # images done, growing
+
+
+def test_per_image_results_identical_and_in_order(client, tmp_path, open_template):
+    """Small shards (many tasks finishing out of order) give the local results exactly."""
+    from dpeval.metrics.images import ImageOptions, ImagePlan, run_images
+    from dpeval.metrics.similarity import _gt_points, top_detections
+
+    gt_path, paths = _noisy_case(tmp_path, n_images=12)
+    p, g = dpeval.api._read(paths["dpeval-npz"], gt_path)
+    tops = top_detections(p, 20)
+    by_key: dict = {}
+    for i, a in enumerate(g.annotations):
+        by_key.setdefault((a.image_id, a.category_id), []).append(i)
+    keys = sorted(set(by_key) | set(tops))
+    plan = ImagePlan(g, p, _gt_points(g, open_template), by_key, tops, keys)
+    opts = ImageOptions()
+    lut = open_template.uv8_lut
+    local = run_images(plan, lut, opts, 1, None)
+    remote = map_images(client, plan, lut, opts, images_per_shard=1)
+    assert [r.key for r in remote] == keys
+    for a, b in zip(local, remote, strict=True):
+        for x, y in zip(a, b, strict=True):
+            if isinstance(x, np.ndarray):
+                assert x.dtype == y.dtype and np.array_equal(x, y)
+            else:
+                assert x == y
+
+
+def test_worker_error_reaches_the_client(client, open_template):
+    """A corrupt map decoded on a worker raises the reader's FormatError here."""
+    gt_dict, dets = make_case(seed=1, n_images=2, points=10)
+    gt, preds = records(gt_dict, dets)
+    bad = Detection(
+        image_id=1, category_id=1, bbox=preds.detections[0].bbox, score=0.99,
+        iuv_shape=(3, 4, 4), index=0, _loader=_broken_loader,
+    )  # fmt: skip
+    preds = Predictions("instances", detections=(bad, *preds.detections[1:]), format="memory")
+    with pytest.raises(FormatError, match="broken map"):
+        compute_similarities(
+            gt, preds, open_template, EuclideanSolver(open_template), client=client
+        )
+
+
+def _broken_loader():
+    raise FormatError("preds.json: record 0 (image_id=1): broken map; re-encode it")
+
+
+def test_cli_scheduler_byte_identical(client, tmp_path):
+    """``dpeval score --scheduler ADDRESS`` on the shipped example equals the local run."""
+    ex = REPO / "examples"
+    args = [str(ex / "preds.json"), str(ex / "gt.json"), "-q", "--json"]
+    assert main(["score", *args, str(tmp_path / "local.json")]) == 0
+    addr = client.scheduler.address
+    assert main(["score", *args, str(tmp_path / "dask.json"), "--scheduler", addr]) == 0
+    assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+
+
+def test_bad_scheduler_spec_is_one_line(capsys):
+    ex = REPO / "examples"
+    rc = main(["score", str(ex / "preds.json"), str(ex / "gt.json"), "--scheduler", "local:0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("dpeval: error: --scheduler 'local:0'")
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(ParamsError), open_client("local:x"):
+        pass
+
+
+def test_shard_bounds_cover_everything_once():
+    for n in (0, 1, 7, 100):
+        for k in (1, 3, 8, 200):
+            b = shard_bounds(n, k)
+            assert [i for a, c in b for i in range(a, c)] == list(range(n))
+            assert len(b) <= max(1, k)
+
+
+def test_core_import_does_not_import_dask():
+    code = (
+        "import sys, dpeval, dpeval.api, dpeval.metrics, dpeval.distributed, dpeval.insight; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
