@@ -331,7 +331,8 @@ def _from_records(
     records: Any,
     name: str,
     digest: str,
-    storages: Mapping[int, TensorStorage] | None,
+    storage_paths: Mapping[int, Path],
+    schema: Mapping[str, tuple[int, ...]],
     storage_hint: str,
 ) -> CsePredictions:
     if not isinstance(records, (list, tuple)):
@@ -339,6 +340,7 @@ def _from_records(
     recs = _flatten(records, name)
     dets = []
     fmt = "d2-cse"
+    opened: dict[int, TensorStorage] = {}  # storages are opened when first referenced
     for i, rec in enumerate(recs):
         where, head = _head(rec, name, i)
         if "coarse_segm" in rec and "embedding" in rec:
@@ -357,7 +359,9 @@ def _from_records(
         fmt = "d2-cse-storage"
         rank = as_int(rec.get("rank", 0), where, "rank")
         rid = as_int(rec["record_id"], where, "record_id")
-        st = (storages or {}).get(rank)
+        if rank not in opened and rank in storage_paths:
+            opened[rank] = TensorStorage(storage_paths[rank], schema)
+        st = opened.get(rank)
         if st is None:
             raise fail(
                 where,
@@ -453,8 +457,7 @@ def load_cse_predictions(
             paths[int(m.group(1)) if m else pos] = Path(p)
     hint = ""
     if not isinstance(source, (str, os.PathLike)):
-        stores = {r: TensorStorage(p, schema) for r, p in paths.items()}
-        return _from_records(source, "<memory>", "", stores, hint)
+        return _from_records(source, "<memory>", "", paths, schema, hint)
     path = Path(source)
     name = str(source)
     if not path.exists():
@@ -468,8 +471,7 @@ def load_cse_predictions(
     digest = hashlib.sha256(raw).hexdigest()
     records = load_pickle(raw, name, "expected detectron2's CSE results list")
     del raw
-    stores = {r: TensorStorage(p, schema) for r, p in paths.items()}
-    return _from_records(records, name, digest, stores, hint)
+    return _from_records(records, name, digest, paths, schema, hint)
 
 
 # --------------------------------------------------------------------------- native

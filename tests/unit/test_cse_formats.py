@@ -1,0 +1,251 @@
+"""CSE inputs: detectron2 storage and dumps, native npz, checkpoints, meshes, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dpeval.cli import main
+from dpeval.cse import MeshBank, score_cse
+from dpeval.cse.alignment import mesh_alignment
+from dpeval.cse.meshes import checkpoint_embeddings, load_mesh
+from dpeval.errors import FormatError
+from dpeval.formats.cse import (
+    TensorStorage,
+    is_cse_source,
+    load_cse_predictions,
+    save_cse_d2,
+    save_cse_native,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::dpeval.errors.DpevalWarning")
+
+SQUARE_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nf 1 2 3\nf 2 4 3\n"
+EMB = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], np.float32)
+SCHEMA = (2, 2, 8)  # K, D, S
+
+
+def _maps(rng: np.random.Generator, k: int = 2, d: int = 2, s: int = 8):
+    return rng.normal(size=(k, s, s)).astype(np.float32), rng.normal(size=(d, s, s)).astype(np.float32)
+
+
+@pytest.fixture()
+def case(tmp_path: Path) -> dict:
+    (tmp_path / "square.obj").write_text(SQUARE_OBJ)
+    np.save(tmp_path / "emb.npy", EMB)
+    rng = np.random.default_rng(0)
+    anns = []
+    for i in range(3):
+        anns.append(
+            {
+                "id": i + 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [5 + 20 * i, 5, 16, 16],
+                "area": 256,
+                "iscrowd": 0,
+                "dp_x": (rng.uniform(0, 255, 6)).tolist(),
+                "dp_y": (rng.uniform(0, 255, 6)).tolist(),
+                "dp_vertex": rng.integers(0, 4, 6).tolist(),
+                "ref_model": "square",
+                "segmentation": [[5 + 20 * i, 5, 21 + 20 * i, 5, 21 + 20 * i, 21, 5 + 20 * i, 21]],
+            }
+        )
+    gt = {"images": [{"id": 1, "height": 40, "width": 80}], "annotations": anns}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    recs = []
+    for i in range(4):
+        c, e = _maps(rng)
+        recs.append(
+            {
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [4.5 + 19 * i, 4.2, 17.3, 16.8],
+                "score": 0.9 - 0.1 * i,
+                "coarse_segm": c,
+                "embedding": e,
+            }
+        )
+    (tmp_path / "preds.pkl").write_bytes(pickle.dumps(recs))
+    return {"dir": tmp_path, "recs": recs, "gt": str(tmp_path / "gt.json")}
+
+
+def _write_d2_storage(path: Path, recs: list[dict]) -> None:
+    """detectron2's SingleProcessFileTensorStorage.put, written independently: fields in
+    sorted name order (coarse_segm, embedding), raw float32 bytes, records back to back."""
+    with open(path, "wb") as fh:
+        for r in recs:
+            for name in sorted(("embedding", "coarse_segm")):
+                fh.write(np.asarray(r[name], np.float32).tobytes())
+
+
+def _bank(d: Path) -> MeshBank:
+    return MeshBank({"square": d / "square.obj"}, embeddings={"square": d / "emb.npy"})
+
+
+def _key(s) -> dict:
+    return {k: v for k, v in s.metrics.items() if k != "points"} | {
+        "pts": s.metrics["points"]["AUC30"]
+    }
+
+
+def test_storage_round_trip_and_same_scores(case: dict) -> None:
+    d, recs = case["dir"], case["recs"]
+    _write_d2_storage(d / "DensePoseEvaluatorStorage.0.bin", recs[:2])
+    _write_d2_storage(d / "DensePoseEvaluatorStorage.1.bin", recs[2:])
+    refs = []
+    for i, r in enumerate(recs):
+        head = {k: r[k] for k in ("image_id", "category_id", "bbox", "score")}
+        refs.append({**head, "rank": i // 2, "record_id": i % 2})
+    (d / "results.pkl").write_bytes(pickle.dumps(refs))
+    st = TensorStorage(d / "DensePoseEvaluatorStorage.1.bin", {"coarse_segm": (2, 8, 8), "embedding": (2, 8, 8)})
+    assert st.n_records == 2
+    np.testing.assert_array_equal(st.get(1)["embedding"], recs[3]["embedding"])
+    np.testing.assert_array_equal(st.get(0)["coarse_segm"], recs[2]["coarse_segm"])
+    assert is_cse_source(d / "results.pkl") and is_cse_source(d / "preds.pkl")
+    p = load_cse_predictions(d / "results.pkl", storage_shape=SCHEMA)  # storages found beside it
+    assert p.format == "d2-cse-storage"
+    for det, r in zip(p.detections, recs):
+        c, e = det.load()
+        np.testing.assert_array_equal(c, r["coarse_segm"])
+        np.testing.assert_array_equal(e, r["embedding"])
+    a = score_cse(d / "results.pkl", case["gt"], bank=_bank(d), storage_shape=SCHEMA)
+    b = score_cse(d / "preds.pkl", case["gt"], bank=_bank(d))
+    assert _key(a) == _key(b)
+
+
+def test_native_npz_and_d2_pickle_round_trip(case: dict) -> None:
+    d = case["dir"]
+    p = load_cse_predictions(d / "preds.pkl")
+    save_cse_native(p, d / "p.npz")
+    save_cse_d2(p, d / "p2.pkl")
+    q = load_cse_predictions(d / "p.npz")
+    r = load_cse_predictions(d / "p2.pkl")
+    assert q.format == "dpeval-cse-npz" and is_cse_source(d / "p.npz")
+    for x, y, z in zip(p.detections, q.detections, r.detections):
+        assert x.shape == y.shape == z.shape
+        np.testing.assert_array_equal(x.bbox, y.bbox)
+        for u, v, w in zip(x.load(), y.load(), z.load()):
+            np.testing.assert_array_equal(u, v)
+            np.testing.assert_array_equal(u, w)
+
+
+def test_torch_pth_dump(case: dict) -> None:
+    torch = pytest.importorskip("torch")
+    d, recs = case["dir"], case["recs"]
+    trecs = [
+        {**r, "coarse_segm": torch.from_numpy(r["coarse_segm"]), "embedding": torch.from_numpy(r["embedding"])}
+        for r in recs
+    ]
+    torch.save(trecs, d / "coco_densepose_predictions.pth")
+    p = load_cse_predictions(d / "coco_densepose_predictions.pth")
+    np.testing.assert_array_equal(p.detections[2].load()[1], recs[2]["embedding"])
+
+
+def test_checkpoint_vertex_direct_and_vertex_feature(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    direct = rng.normal(size=(600, 4))
+    phi = rng.normal(size=(700, 8))
+    coef = rng.normal(size=(8, 4))
+    state = {
+        "roi_heads.embedder.embedder_cat_600.embeddings": direct,
+        "roi_heads.embedder.embedder_smpl_700.embeddings": coef,
+        "roi_heads.box_predictor.bias": np.zeros(3),
+    }
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"model": state}))
+    with pytest.raises(FormatError, match="--mesh-basis smpl_700=phi_smpl_700_256.pkl"):
+        checkpoint_embeddings(tmp_path / "model.pkl")
+    (tmp_path / "phi.pkl").write_bytes(pickle.dumps({"features": phi}))
+    out = checkpoint_embeddings(tmp_path / "model.pkl", {"smpl_700": tmp_path / "phi.pkl"})
+    want = direct / np.linalg.norm(direct, axis=1, keepdims=True)
+    np.testing.assert_allclose(out["cat_600"], want, rtol=1e-6)
+    f = phi @ coef
+    np.testing.assert_allclose(out["smpl_700"], f / np.linalg.norm(f, axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_meshes_pickle_registry_and_alignment(tmp_path: Path) -> None:
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
+    f = np.array([[0, 1, 2], [1, 3, 2]])
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps({"vertices": v, "faces": f}))
+    (tmp_path / "b.obj").write_text(SQUARE_OBJ)
+    (tmp_path / "reg.json").write_text(json.dumps({"a": "a.pkl", "b": {"mesh": "b.obj"}}))
+    m = load_mesh("a", tmp_path / "a.pkl")
+    assert m.n_vertices == 4 and float(m.pairs([0], [3])[0]) == pytest.approx(np.sqrt(2))
+    # b's embeddings are a's rotated by one vertex: key vertex k of a matches vertex k+1
+    ea = EMB
+    eb = np.roll(EMB, 1, axis=0)
+    bank = MeshBank(registry=tmp_path / "reg.json", embeddings={"a": ea, "b": eb})
+    kv = {"a": {"p": 0, "q": 3}, "b": {"p": 1, "q": 0}}
+    res = mesh_alignment(bank, kv)
+    # a->b: p: vertex 1 vs key 1 -> 0; q: vertex 0 (=a's 3 rolled) vs key 0 -> 0
+    assert res.pairs["a->b"]["GE"] == 0.0 and res.pairs["a->b"]["GPS"] == 1.0
+    # b->a: p (b vertex 1 = a's 0) -> a vertex 0 vs a key 0: 0; q (b vertex 0 = a's 3)
+    # -> a vertex 3 vs a key 3: 0
+    assert res.ge == 0.0
+    kv["b"]["q"] = 3  # now q on b is off by d(0, 3) = sqrt(2)
+    res = mesh_alignment(bank, kv)
+    assert res.pairs["a->b"]["GE"] == pytest.approx(np.sqrt(2) / 2)
+    assert res.pairs["a->b"]["GPS"] == pytest.approx((1 + np.exp(-2 / (2 * 0.255**2))) / 2)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+def _run(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("dpeval: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_bad_unknown_mesh(case: dict, capsys) -> None:
+    d = case["dir"]
+    msg = _run(capsys, ["score", str(d / "preds.pkl"), case["gt"], "-q"])
+    assert "'square'" in msg and "--mesh square=FILE" in msg
+
+
+def test_bad_embedding_rows_and_dims(case: dict, capsys) -> None:
+    d = case["dir"]
+    np.save(d / "e5.npy", np.ones((5, 2), np.float32))
+    np.save(d / "e3d.npy", np.ones((4, 3), np.float32))
+    base = ["score", str(d / "preds.pkl"), case["gt"], "--mesh", f"square={d / 'square.obj'}", "-q"]
+    msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'e5.npy'}"])
+    assert "5 rows" in msg and "4 vertices" in msg
+    msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'e3d.npy'}"])
+    assert "D = 2" in msg and "D = 3" in msg
+
+
+def test_bad_nan_embedding_names_detection(case: dict, capsys) -> None:
+    d, recs = case["dir"], case["recs"]
+    recs[1]["embedding"][0, 3, 3] = np.nan
+    (d / "nan.pkl").write_bytes(pickle.dumps(recs))
+    base = ["score", str(d / "nan.pkl"), case["gt"], "--mesh", f"square={d / 'square.obj'}"]
+    msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'emb.npy'}", "-q"])
+    assert "detection 1" in msg and "NaN" in msg
+
+
+def test_bad_dp_vertex_out_of_range(case: dict, capsys) -> None:
+    d = case["dir"]
+    gt = json.loads(Path(case["gt"]).read_text())
+    gt["annotations"][2]["dp_vertex"][4] = 4
+    (d / "gt_bad.json").write_text(json.dumps(gt))
+    base = ["score", str(d / "preds.pkl"), str(d / "gt_bad.json"), "--mesh", f"square={d / 'square.obj'}"]
+    msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'emb.npy'}", "-q"])
+    assert "annotation 2" in msg and "'square'" in msg and "4 vertices" in msg
+
+
+def test_bad_storage_size(case: dict, capsys) -> None:
+    d, recs = case["dir"], case["recs"]
+    _write_d2_storage(d / "DensePoseEvaluatorStorage.0.bin", recs[:2])
+    with open(d / "DensePoseEvaluatorStorage.0.bin", "ab") as fh:
+        fh.write(b"\0" * 12)
+    refs = [{**{k: r[k] for k in ("image_id", "category_id", "bbox", "score")}, "rank": 0, "record_id": 0} for r in recs[:1]]
+    (d / "results.pkl").write_bytes(pickle.dumps(refs))
+    base = ["score", str(d / "results.pkl"), case["gt"], "--storage-schema", "2,2,8", "-q"]
+    msg = _run(capsys, base)
+    assert "not a multiple of the record size" in msg
