@@ -5,6 +5,14 @@ validate it and pass C-contiguous arrays of the documented dtypes. Each kernel h
 slow pure-Python twin of the same name in :mod:`dpeval.geodesic._reference`, used by
 the tests.
 
+The propagation (:func:`geodesic_field` and its hot loop ``_expand``) is written as
+small ``inline="always"`` helpers (queue operations, window unfolding, cone
+narrowing, distances through a window); Numba inlines them at IR level, so the
+compiled loop and its numbers are those of the former single 200-line kernel
+(bit-identical fields and tables on the open template). The module is longer than
+500 lines because it holds the whole engine: propagation, the parallel pair and table
+drivers and the table lookup, beside their twins.
+
 Geodesic mesh arrays shared by the kernels, for V vertices, F faces and
 H = 3F half-edges (half-edge ``h = 3 f + i`` runs from ``faces[f, i]`` to
 ``faces[f, (i + 1) % 3]``):
@@ -60,29 +68,40 @@ def _sq(x):
 
 
 @njit(cache=True, inline="always")
+def _window_dist(x, y, sig, lb, lx, ly, rb, rx, ry, px, py):
+    """Path length to point (px, py) through a window: source (x, y) after ``sig``,
+    around the left bound (lx, ly) or the right bound (rx, ry) when the point lies
+    outside the cone (flags ``lb``/``rb``: the bound exists)."""
+    if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+        return sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+    if rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+        return sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
+    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
+
+
+@njit(cache=True, inline="always")
 def _corner_dist(f, i, state, link, corners):
     """Distance to corner ``i`` of face ``f`` through the face's window (around the
     cone bound when the corner lies outside the cone)."""
-    x = state[f, 0]
-    y = state[f, 1]
-    sig = state[f, 2]
-    px = corners[f, i, 0]
-    py = corners[f, i, 1]
-    if (link[f, 3] & 1) != 0:
-        lx = state[f, 4]
-        ly = state[f, 5]
-        if _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-            return (
-                sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
-            )
-    if (link[f, 3] & 2) != 0:
-        rx = state[f, 6]
-        ry = state[f, 7]
-        if _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-            return (
-                sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
-            )
-    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
+    return _window_dist(
+        state[f, 0],
+        state[f, 1],
+        state[f, 2],
+        (link[f, 3] & 1) != 0,
+        state[f, 4],
+        state[f, 5],
+        (link[f, 3] & 2) != 0,
+        state[f, 6],
+        state[f, 7],
+        corners[f, i, 0],
+        corners[f, i, 1],
+    )
+
+
+@njit(cache=True, inline="always")
+def _straight(vertices, v, sx, sy, sz):
+    """Straight-line distance from vertex ``v`` to the point (sx, sy, sz)."""
+    return math.sqrt(_sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz))
 
 
 @njit(cache=True)
@@ -113,6 +132,165 @@ def _targets_settled(floor, stop_t, margin, state, link, corners, vf_off, vf_fac
     return floor > top * 1.01 + margin
 
 
+# ------------------------------------------------------------------ bucket queue
+
+
+@njit(cache=True, inline="always")
+def _push(g, key, cur, inv_width, nbuckets, head, link):
+    """Insert face ``g`` at the front of the bucket of ``key`` (clamped to the cyclic
+    range ``cur .. cur + nbuckets - 1``; ``nbuckets`` is a power of two)."""
+    bk = int(key * inv_width)
+    if bk < cur:
+        bk = cur
+    elif bk >= cur + nbuckets:
+        bk = cur + nbuckets - 1
+    slot = bk & (nbuckets - 1)
+    link[g, 1] = head[slot]
+    link[g, 2] = -1
+    if head[slot] >= 0:
+        link[head[slot], 2] = g
+    head[slot] = g
+    link[g, 0] = slot
+
+
+@njit(cache=True, inline="always")
+def _unlink(g, head, link):
+    """Take face ``g`` out of its bucket; returns 1 if it was queued, else 0."""
+    slot = link[g, 0]
+    if slot < 0:
+        return 0
+    p = link[g, 2]
+    q = link[g, 1]
+    if p >= 0:
+        link[p, 1] = q
+    else:
+        head[slot] = q
+    if q >= 0:
+        link[q, 2] = p
+    return 1
+
+
+@njit(cache=True, inline="always")
+def _pop(slot, head, link):
+    """Remove and return the first face of bucket ``slot`` (which is not empty)."""
+    f = head[slot]
+    head[slot] = link[f, 1]
+    if link[f, 1] >= 0:
+        link[link[f, 1], 2] = -1
+    link[f, 0] = -1
+    return f
+
+
+# ------------------------------------------------------------------ window unfolding
+
+
+@njit(cache=True, inline="always")
+def _move(c, s, tx, ty, x, y):
+    """Rigid motion of a half-edge (``hdat`` columns 0-3) applied to (x, y)."""
+    return c * x - s * y + tx, s * x + c * y + ty
+
+
+@njit(cache=True, inline="always")
+def _around(x, y, px, py, lb, lx, ly, rb, rx, ry):
+    """Distance from the source (x, y) to (px, py), around a cone bound the point lies
+    beyond (the right bound wins when both apply)."""
+    d = math.sqrt(_sq(x - px) + _sq(y - py))
+    if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+        d = math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+    if rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+        d = math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
+    return d
+
+
+@njit(cache=True, inline="always")
+def _bend_behind(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy):
+    """The source lies on the neighbour's side of the shared edge A -> B: bend at the
+    endpoint that gives the shorter route to the centroid (cx, cy), reaching it around
+    the cone bounds if it is outside the cone. Returns the new source and sigma."""
+    da = _around(x, y, ax, ay, lb, lx, ly, rb, rx, ry)
+    db = _around(x, y, bx, by, lb, lx, ly, rb, rx, ry)
+    if da + math.sqrt(_sq(cx - ax) + _sq(cy - ay)) <= db + math.sqrt(_sq(cx - bx) + _sq(cy - by)):
+        return ax, ay, sig + da
+    return bx, by, sig + db
+
+
+@njit(cache=True, inline="always")
+def _old_bound_tighter(x, y, ux, uy, vx, vy):
+    """True when direction (v - source) lies strictly clockwise of (u - source), beyond
+    collinearity (a bound in line with the source never closes the cone)."""
+    t = _cross(ux - x, uy - y, vx - x, vy - y)
+    return t < 0.0 and t * t > _COLINEAR * (_sq(ux - x) + _sq(uy - y)) * (_sq(vx - x) + _sq(vy - y))
+
+
+@njit(cache=True, inline="always")
+def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq):
+    """Window through the shared edge A -> B: the edge's cone narrowed by the incoming
+    one (flat vertices and convex boundary vertices, ``opq`` bit clear, never narrow
+    it); when the cone comes out empty the path bends at the vertex that blocks it.
+
+    Returns ``(x, y, sigma, has_left, lx, ly, has_right, rx, ry)`` of the new window.
+    """
+    plx = ax
+    ply = ay
+    prx = bx
+    pry = by
+    lin = True
+    rin = True
+    nlb = False
+    nrb = False
+    if lb:
+        nlb = True
+        # keep the old bound unless A is opaque and at least as tight
+        if (opq & 1) == 0 or _old_bound_tighter(x, y, ax, ay, lx, ly):
+            plx = lx
+            ply = ly
+            lin = False
+    elif (opq & 1) != 0:
+        nlb = True
+    if rb:
+        nrb = True
+        if (opq & 2) == 0 or _old_bound_tighter(x, y, rx, ry, bx, by):
+            prx = rx
+            pry = ry
+            rin = False
+    elif (opq & 2) != 0:
+        nrb = True
+    if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
+        # empty cone: the window misses the edge, bend at the earlier vertex that
+        # blocks it
+        use_left = not lin
+        if (not lin) and (not rin):
+            dl = math.sqrt(_sq(x - plx) + _sq(y - ply)) + math.sqrt(_sq(cx - plx) + _sq(cy - ply))
+            dr = math.sqrt(_sq(x - prx) + _sq(y - pry)) + math.sqrt(_sq(cx - prx) + _sq(cy - pry))
+            use_left = dl <= dr
+        if use_left:
+            nx = plx
+            ny = ply
+        else:
+            nx = prx
+            ny = pry
+        nsig = sig + math.sqrt(_sq(x - nx) + _sq(y - ny))
+        return nx, ny, nsig, (opq & 1) != 0, ax, ay, (opq & 2) != 0, bx, by
+    return x, y, sig, nlb, plx, ply, nrb, prx, pry
+
+
+@njit(cache=True, inline="always")
+def _set_window(state, link, g, x, y, sig, key, lb, lx, ly, rb, rx, ry, entry):
+    """Store a window in face ``g`` (``entry``: the edge it came through, 0..2)."""
+    state[g, 0] = x
+    state[g, 1] = y
+    state[g, 2] = sig
+    state[g, 3] = key
+    state[g, 4] = lx
+    state[g, 5] = ly
+    state[g, 6] = rx
+    state[g, 7] = ry
+    link[g, 3] = int(lb) | (int(rb) << 1) | ((entry + 1) << 2)
+
+
+# ------------------------------------------------------------------ propagation
+
+
 @njit(cache=True, error_model="numpy")
 def _expand(
     corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head, cur, count, nexp, until
@@ -130,12 +308,7 @@ def _expand(
             cur += 1
         if cur >= until:
             break
-        slot = cur & mask
-        f = head[slot]
-        head[slot] = link[f, 1]
-        if link[f, 1] >= 0:
-            link[link[f, 1], 2] = -1
-        link[f, 0] = -1
+        f = _pop(cur & mask, head, link)
         count -= 1
         nexp += 1
         sx0 = state[f, 0]
@@ -159,15 +332,10 @@ def _expand(
             s = hdat[h, 1]
             tx = hdat[h, 2]
             ty = hdat[h, 3]
-            ax = hdat[h, 4]
-            ay = hdat[h, 5]
-            bx = hdat[h, 6]
-            by = hdat[h, 7]
             cx = hdat[h, 8]
             cy = hdat[h, 9]
             # virtual source in g's frame
-            x = c * sx0 - s * sy0 + tx
-            y = s * sx0 + c * sy0 + ty
+            x, y = _move(c, s, tx, ty, sx0, sy0)
             # every candidate key is at least sig + |source - centroid|
             room = state[g, 3] - sig
             if room <= 0.0 or _sq(x - cx) + _sq(y - cy) >= room * room:
@@ -177,168 +345,99 @@ def _expand(
             rx = 0.0
             ry = 0.0
             if lb:
-                lx = c * lx0 - s * ly0 + tx
-                ly = s * lx0 + c * ly0 + ty
+                lx, ly = _move(c, s, tx, ty, lx0, ly0)
             if rb:
-                rx = c * rx0 - s * ry0 + tx
-                ry = s * rx0 + c * ry0 + ty
-            nlb = False
-            nrb = False
-            nlx = 0.0
-            nly = 0.0
-            nrx = 0.0
-            nry = 0.0
+                rx, ry = _move(c, s, tx, ty, rx0, ry0)
+            # the shared edge seen from g (g's third corner on the left of A -> B)
+            ax = hdat[h, 4]
+            ay = hdat[h, 5]
+            bx = hdat[h, 6]
+            by = hdat[h, 7]
             if _cross(bx - ax, by - ay, x - ax, y - ay) >= 0.0:
-                # the source lies on g's side of the shared edge: bend at the
-                # endpoint (A or B) that gives the shorter route to g's centroid,
-                # reaching it around the cone bounds if it is outside the cone
-                da = math.sqrt(_sq(x - ax) + _sq(y - ay))
-                db = math.sqrt(_sq(x - bx) + _sq(y - by))
-                if lb:
-                    dl = math.sqrt(_sq(x - lx) + _sq(y - ly))
-                    if _cross(lx - x, ly - y, ax - x, ay - y) > 0.0:
-                        da = dl + math.sqrt(_sq(ax - lx) + _sq(ay - ly))
-                    if _cross(lx - x, ly - y, bx - x, by - y) > 0.0:
-                        db = dl + math.sqrt(_sq(bx - lx) + _sq(by - ly))
-                if rb:
-                    dr = math.sqrt(_sq(x - rx) + _sq(y - ry))
-                    if _cross(ax - x, ay - y, rx - x, ry - y) > 0.0:
-                        da = dr + math.sqrt(_sq(ax - rx) + _sq(ay - ry))
-                    if _cross(bx - x, by - y, rx - x, ry - y) > 0.0:
-                        db = dr + math.sqrt(_sq(bx - rx) + _sq(by - ry))
-                if da + math.sqrt(_sq(cx - ax) + _sq(cy - ay)) <= db + math.sqrt(
-                    _sq(cx - bx) + _sq(cy - by)
-                ):
-                    nx = ax
-                    ny = ay
-                    nsig = sig + da
-                else:
-                    nx = bx
-                    ny = by
-                    nsig = sig + db
+                nx, ny, nsig = _bend_behind(
+                    x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy
+                )
                 key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+                nlb = False
+                nlx = 0.0
+                nly = 0.0
+                nrb = False
+                nrx = 0.0
+                nry = 0.0
             else:
-                # cone through the shared edge, narrowed by the incoming cone;
-                # flat vertices and convex boundary vertices ("transparent",
-                # opq bit clear) never narrow it
-                opq = hopq[h]
-                plx = ax
-                ply = ay
-                prx = bx
-                pry = by
-                lin = True
-                rin = True
-                if lb:
-                    nlb = True
-                    t = _cross(ax - x, ay - y, lx - x, ly - y)
-                    # keep the old bound unless A is opaque and at least as
-                    # tight (a bound in line with the source never closes it)
-                    if (opq & 1) == 0 or (
-                        t < 0.0
-                        and t * t
-                        > _COLINEAR * (_sq(ax - x) + _sq(ay - y)) * (_sq(lx - x) + _sq(ly - y))
-                    ):
-                        plx = lx
-                        ply = ly
-                        lin = False
-                elif (opq & 1) != 0:
-                    nlb = True
-                if rb:
-                    nrb = True
-                    t = _cross(rx - x, ry - y, bx - x, by - y)
-                    if (opq & 2) == 0 or (
-                        t < 0.0
-                        and t * t
-                        > _COLINEAR * (_sq(rx - x) + _sq(ry - y)) * (_sq(bx - x) + _sq(by - y))
-                    ):
-                        prx = rx
-                        pry = ry
-                        rin = False
-                elif (opq & 2) != 0:
-                    nrb = True
-                if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
-                    # empty cone: the window misses the edge, bend at the
-                    # earlier vertex that blocks it
-                    use_left = not lin
-                    if (not lin) and (not rin):
-                        dl = math.sqrt(_sq(x - plx) + _sq(y - ply)) + math.sqrt(
-                            _sq(cx - plx) + _sq(cy - ply)
-                        )
-                        dr = math.sqrt(_sq(x - prx) + _sq(y - pry)) + math.sqrt(
-                            _sq(cx - prx) + _sq(cy - pry)
-                        )
-                        use_left = dl <= dr
-                    if use_left:
-                        nx = plx
-                        ny = ply
-                    else:
-                        nx = prx
-                        ny = pry
-                    nsig = sig + math.sqrt(_sq(x - nx) + _sq(y - ny))
-                    nlb = (opq & 1) != 0
-                    nrb = (opq & 2) != 0
-                    nlx = ax
-                    nly = ay
-                    nrx = bx
-                    nry = by
-                else:
-                    nx = x
-                    ny = y
-                    nsig = sig
-                    nlx = plx
-                    nly = ply
-                    nrx = prx
-                    nry = pry
+                nx, ny, nsig, nlb, nlx, nly, nrb, nrx, nry = _through_edge(
+                    x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, hopq[h]
+                )
                 # key: distance to g's centroid, around the cone if needed
-                if nlb and _cross(nlx - nx, nly - ny, cx - nx, cy - ny) > 0.0:
-                    key = (
-                        nsig
-                        + math.sqrt(_sq(nx - nlx) + _sq(ny - nly))
-                        + math.sqrt(_sq(cx - nlx) + _sq(cy - nly))
-                    )
-                elif nrb and _cross(cx - nx, cy - ny, nrx - nx, nry - ny) > 0.0:
-                    key = (
-                        nsig
-                        + math.sqrt(_sq(nx - nrx) + _sq(ny - nry))
-                        + math.sqrt(_sq(cx - nrx) + _sq(cy - nry))
-                    )
-                else:
-                    key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+                key = _window_dist(nx, ny, nsig, nlb, nlx, nly, nrb, nrx, nry, cx, cy)
             if key * _IMPROVE < state[g, 3]:
-                state[g, 0] = nx
-                state[g, 1] = ny
-                state[g, 2] = nsig
-                state[g, 3] = key
-                state[g, 4] = nlx
-                state[g, 5] = nly
-                state[g, 6] = nrx
-                state[g, 7] = nry
-                link[g, 3] = int(nlb) | (int(nrb) << 1) | ((htwin[h] - 3 * g + 1) << 2)
-                slot = link[g, 0]
-                if slot >= 0:  # unlink from its current bucket
-                    p = link[g, 2]
-                    q = link[g, 1]
-                    if p >= 0:
-                        link[p, 1] = q
-                    else:
-                        head[slot] = q
-                    if q >= 0:
-                        link[q, 2] = p
-                    count -= 1
-                bk = int(key * inv_width)
-                if bk < cur:
-                    bk = cur
-                elif bk >= cur + nbuckets:
-                    bk = cur + nbuckets - 1
-                slot = bk & mask
-                link[g, 1] = head[slot]
-                link[g, 2] = -1
-                if head[slot] >= 0:
-                    link[head[slot], 2] = g
-                head[slot] = g
-                link[g, 0] = slot
+                _set_window(
+                    state,
+                    link,
+                    g,
+                    nx,
+                    ny,
+                    nsig,
+                    key,
+                    nlb,
+                    nlx,
+                    nly,
+                    nrb,
+                    nrx,
+                    nry,
+                    htwin[h] - 3 * g,
+                )
+                count -= _unlink(g, head, link)
+                _push(g, key, cur, inv_width, nbuckets, head, link)
                 count += 1
     return cur, count, nexp
+
+
+@njit(cache=True, inline="always")
+def _seed(source, corners, vf_off, vf_face, vf_corner, width, nbuckets, state, link, head):
+    """Empty the queue and the face states, then queue the faces around ``source``
+    (source at their corner, no bound, no entry edge); returns the queue size."""
+    for f in range(state.shape[0]):
+        state[f, 3] = np.inf
+        link[f, 0] = -1
+    for b in range(nbuckets):
+        head[b] = -1
+    inv_width = 1.0 / width
+    count = 0
+    for q in range(vf_off[source], vf_off[source + 1]):
+        f = vf_face[q]
+        c = vf_corner[q]
+        x = corners[f, c, 0]
+        y = corners[f, c, 1]
+        cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
+        cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
+        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
+        state[f, 0] = x
+        state[f, 1] = y
+        state[f, 2] = 0.0
+        state[f, 3] = key
+        link[f, 3] = 0  # unbounded cone, no entry edge
+        _push(f, key, 0, inv_width, nbuckets, head, link)
+        count += 1
+    return count
+
+
+@njit(cache=True, inline="always")
+def _vertex_distances(faces, corners, state, link, out):
+    """``out[v]``: the smallest distance to ``v`` over its faces' windows (inf if none)."""
+    for v in range(out.shape[0]):
+        out[v] = np.inf
+    for f in range(faces.shape[0]):
+        if state[f, 3] == np.inf:
+            continue
+        sig = state[f, 2]
+        for i in range(3):
+            v = faces[f, i]
+            if sig >= out[v]:
+                continue
+            dd = _corner_dist(f, i, state, link, corners)
+            if dd < out[v]:
+                out[v] = dd
 
 
 @njit(cache=True, error_model="numpy")
@@ -404,142 +503,37 @@ def geodesic_field(
     int
         Number of face expansions.
     """
-    nf = faces.shape[0]
-    nv = out.shape[0]
-    inf = np.inf
-    for f in range(nf):
-        state[f, 3] = inf
-        link[f, 0] = -1
-    for b in range(nbuckets):
-        head[b] = -1
+    count = _seed(source, corners, vf_off, vf_face, vf_corner, width, nbuckets, state, link, head)
     cur = 0
-    count = 0
-    inv_width = 1.0 / width
-    mask = nbuckets - 1  # nbuckets is a power of two
-    for q in range(vf_off[source], vf_off[source + 1]):
-        f = vf_face[q]
-        c = vf_corner[q]
-        x = corners[f, c, 0]
-        y = corners[f, c, 1]
-        cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
-        cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
-        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
-        state[f, 0] = x
-        state[f, 1] = y
-        state[f, 2] = 0.0
-        state[f, 3] = key
-        link[f, 3] = 0  # unbounded cone, no entry edge
-        # insert into the bucket queue (doubly linked lists, cyclic buckets)
-        bk = int(key * inv_width)
-        if bk >= cur + nbuckets:
-            bk = cur + nbuckets - 1
-        slot = bk & mask
-        link[f, 1] = head[slot]
-        link[f, 2] = -1
-        if head[slot] >= 0:
-            link[head[slot], 2] = f
-        head[slot] = f
-        link[f, 0] = slot
-        count += 1
     nexp = 0
-    stopped = False
+    args = (corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head)
     if stop_t.shape[0] == 0:
-        cur, count, nexp = _expand(
-            corners,
-            hnbr,
-            hdat,
-            htwin,
-            hopq,
-            width,
-            nbuckets,
-            state,
-            link,
-            head,
-            cur,
-            count,
-            nexp,
-            np.iinfo(np.int64).max,
-        )
+        _, _, nexp = _expand(*args, cur, count, nexp, np.iinfo(np.int64).max)
     else:
         while count > 0:
-            cur, count, nexp = _expand(
-                corners,
-                hnbr,
-                hdat,
-                htwin,
-                hopq,
-                width,
-                nbuckets,
-                state,
-                link,
-                head,
-                cur,
-                count,
-                nexp,
-                cur + 32,
-            )
+            cur, count, nexp = _expand(*args, cur, count, nexp, cur + 32)
             if count > 0 and _targets_settled(
                 cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
             ):
-                stopped = True
-                break
+                # early stop: only the targets, by the same per-corner rule as below
+                sx = vertices[source, 0]
+                sy = vertices[source, 1]
+                sz = vertices[source, 2]
+                for k in range(stop_t.shape[0]):
+                    v = stop_t[k]
+                    d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
+                    eu = _straight(vertices, v, sx, sy, sz)
+                    out[v] = eu if d < eu else d
+                out[source] = 0.0
+                return nexp
+    # vertex distances: smallest over the faces, each respecting its cone
+    _vertex_distances(faces, corners, state, link, out)
+    # never shorter than the straight line; exactly 0 at the source
     sx = vertices[source, 0]
     sy = vertices[source, 1]
     sz = vertices[source, 2]
-    if stopped:
-        # early stop: only the targets, by the same per-corner rule as below
-        for k in range(stop_t.shape[0]):
-            v = stop_t[k]
-            d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
-            eu = math.sqrt(
-                _sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz)
-            )
-            out[v] = eu if d < eu else d
-        out[source] = 0.0
-        return nexp
-    # vertex distances: smallest over the faces, each respecting its cone
-    for v in range(nv):
-        out[v] = inf
-    for f in range(nf):
-        if state[f, 3] == inf:
-            continue
-        x = state[f, 0]
-        y = state[f, 1]
-        sig = state[f, 2]
-        lb = (link[f, 3] & 1) != 0
-        rb = (link[f, 3] & 2) != 0
-        lx = state[f, 4]
-        ly = state[f, 5]
-        rx = state[f, 6]
-        ry = state[f, 7]
-        for i in range(3):
-            v = faces[f, i]
-            if sig >= out[v]:
-                continue
-            px = corners[f, i, 0]
-            py = corners[f, i, 1]
-            if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - lx) + _sq(y - ly))
-                    + math.sqrt(_sq(px - lx) + _sq(py - ly))
-                )
-            elif rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - rx) + _sq(y - ry))
-                    + math.sqrt(_sq(px - rx) + _sq(py - ry))
-                )
-            else:
-                dd = sig + math.sqrt(_sq(px - x) + _sq(py - y))
-            if dd < out[v]:
-                out[v] = dd
-    # never shorter than the straight line; exactly 0 at the source
-    for v in range(nv):
-        dx = vertices[v, 0] - sx
-        dy = vertices[v, 1] - sy
-        dz = vertices[v, 2] - sz
-        eu = math.sqrt(dx * dx + dy * dy + dz * dz)
+    for v in range(out.shape[0]):
+        eu = _straight(vertices, v, sx, sy, sz)
         if out[v] < eu:
             out[v] = eu
     out[source] = 0.0
