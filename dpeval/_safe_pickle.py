@@ -75,8 +75,8 @@ class SafeUnpickler(pickle.Unpickler):
                 "(tensor.cpu().numpy()) or `pip install torch` and pass the .pth file"
             )
         raise pickle.UnpicklingError(
-            f"refusing to load {module}.{name} from a predictions pickle (only NumPy "
-            "arrays, builtin containers and detectron2/DensePose result records are read)"
+            f"refusing to load {module}.{name} (dpeval unpickles only NumPy arrays, builtin "
+            "containers and detectron2/DensePose result records, so no pickle runs code)"
         )
 
 

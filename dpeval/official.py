@@ -246,7 +246,10 @@ def _convert_pdist(src: Path, npy: Path, expected: int) -> None:
                 try:
                     obj = safe_pickle_load(fh)  # never runs code from the file
                 except Exception as exc:
-                    raise TemplateError(f"{src}: not a readable pickle ({exc})") from None
+                    raise TemplateError(
+                        f"{src}: not a readable distance-table pickle ({exc}); expected the "
+                        "official dict {'Pdist_matrix': array}, or use Pdist_matrix.mat"
+                    ) from None
             if not isinstance(obj, dict) or "Pdist_matrix" not in obj:
                 raise TemplateError(f"{src}: expected a dict with key 'Pdist_matrix'")
             arr = np.asarray(obj.pop("Pdist_matrix")).reshape(-1)

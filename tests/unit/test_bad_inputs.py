@@ -296,3 +296,15 @@ def test_pickle_given_as_ground_truth(tmp_path):
         load_ground_truth(path)
     msg = str(e.value)
     assert "gt.pkl: is a Python pickle, not JSON" in msg and "truncated" not in msg
+
+
+def test_refused_pickle_message_names_no_wrong_kind():
+    """The restricted unpickler serves templates too: it must not say "predictions"."""
+    import os
+    import pickle
+
+    from dpeval._safe_pickle import safe_pickle_loads
+
+    with pytest.raises(pickle.UnpicklingError) as e:
+        safe_pickle_loads(pickle.dumps(os.getcwd))
+    assert "refusing to load" in str(e.value) and "predictions" not in str(e.value)
