@@ -1,13 +1,13 @@
-"""Stage 1 of the data flow: the body template.
+"""Stage 1 (template): the :class:`BodyTemplate` model.
 
 A :class:`BodyTemplate` is a triangle mesh in metres plus DensePose's 24-part chart:
 every *chart vertex* has a part id (1..24), chart coordinates (U, V) in [0, 1] and the
 id of the 3D vertex it copies (vertices on part borders and on chart seams have one
 copy per chart, as in the official ``SMPL_subdiv.mat`` / ``UV_Processed.mat`` layout).
 
-In: a template name (``"open"``, the embedded CC0 body) or a directory holding the
-official DensePose evaluation files (see :mod:`dpeval.official`).
-Out: a frozen :class:`BodyTemplate` whose arrays are read-only; the geodesic engine
+In: arrays from a reader (:mod:`~dpeval.template.open_template`,
+:mod:`~dpeval.template.official`). Out: a frozen :class:`BodyTemplate` whose arrays are
+read-only, with the closest-vertex rule of the official evaluator; the geodesic engine
 (:mod:`dpeval.geodesic`) and the metrics read it.
 """
 
@@ -15,141 +15,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import logging
-import zipfile
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._typing import ArrayLike, IntArray, PathLike
-from .errors import TemplateError
+from .._typing import ArrayLike, IntArray
+from ..errors import TemplateError
+from .parts import N_PARTS, PART_NAMES
 
-__all__ = [
-    "COARSE_PART",
-    "MIRROR_PART",
-    "N_PARTS",
-    "PART_NAMES",
-    "BodyTemplate",
-    "load_template",
-    "open_template_path",
-]
-
-log = logging.getLogger(__name__)
-
-N_PARTS = 24
-"""Number of DensePose chart parts (ids 1..24; 0 is background)."""
-
-PART_NAMES: tuple[str, ...] = (
-    "background",
-    "torso back",
-    "torso front",
-    "right hand",
-    "left hand",
-    "left foot",
-    "right foot",
-    "upper leg right back",
-    "upper leg left back",
-    "upper leg right front",
-    "upper leg left front",
-    "lower leg right back",
-    "lower leg left back",
-    "lower leg right front",
-    "lower leg left front",
-    "upper arm left back",
-    "upper arm right back",
-    "upper arm left front",
-    "upper arm right front",
-    "lower arm left back",
-    "lower arm right back",
-    "lower arm left front",
-    "lower arm right front",
-    "head right",
-    "head left",
-)
-"""Name of each part id (index = id). DensePose numbers the pairs (1,2 torso; 7,9 upper leg
-right; ...) without saying which member is front or back; dpeval's open template uses the
-lower id for the back half. The official SMPL charts keep their own convention."""
-
-MIRROR_PART: tuple[int, ...] = (
-    0,
-    1,
-    2,
-    4,
-    3,
-    6,
-    5,
-    8,
-    7,
-    10,
-    9,
-    12,
-    11,
-    14,
-    13,
-    16,
-    15,
-    18,
-    17,
-    20,
-    19,
-    22,
-    21,
-    24,
-    23,
-)
-"""Part id of the left/right mirror image of each part id (index = id)."""
-
-COARSE_PART: tuple[int, ...] = (
-    0,
-    1,
-    1,
-    2,
-    2,
-    3,
-    3,
-    4,
-    4,
-    4,
-    4,
-    5,
-    5,
-    5,
-    5,
-    6,
-    6,
-    6,
-    6,
-    7,
-    7,
-    7,
-    7,
-    8,
-    8,
-)
-"""Coarse body part (1 torso, 2 hands, 3 feet, 4 upper legs, 5 lower legs, 6 upper arms,
-7 lower arms, 8 head) of each chart id, the ``CoarseParts`` table of the official code."""
-
-_OPEN_FILE = "open_template.npz"
-_OPEN_KEYS = {
-    "vertices": (np.float32, 2),
-    "faces": (np.int32, 2),
-    "face_part": (np.uint8, 1),
-    "chart_part": (np.uint8, 1),
-    "chart_uv": (np.float32, 2),
-    "chart_vertex": (np.int32, 1),
-    "chart_faces": (np.int32, 2),
-    "mirror": (np.int32, 1),
-    "skin_joint": (np.int16, 2),
-    "skin_weight": (np.float32, 2),
-    "joint_name": (np.str_, 1),
-    "joint_position": (np.float32, 2),
-    "joint_parent": (np.int16, 1),
-    "source_vertex": (np.int32, 1),
-}
+__all__ = ["BodyTemplate", "chart_folds"]
 
 
 def _readonly(a: np.ndarray | None) -> np.ndarray | None:
@@ -348,6 +223,7 @@ class BodyTemplate:
 
         Example
         -------
+        >>> from dpeval.template import load_template
         >>> t = load_template("open")
         >>> t.closest_vertices([1, 0], [0.5, 0.5], [0.5, 0.5])[1]
         -1
@@ -367,7 +243,7 @@ class BodyTemplate:
         1..24 are -1), computed once by :meth:`closest_vertices` with the same rule and
         cached on disk under the template checksum (see :mod:`dpeval._io`).
         """
-        from ._io import cache_dir, load_npy, save_npy_atomic
+        from .._io import cache_dir, load_npy, save_npy_atomic
 
         path = cache_dir() / "lut" / f"uv8_{self.checksum[:32]}.npy"
         shape = (N_PARTS + 1, 256, 256)
@@ -521,101 +397,3 @@ def _validate(t: BodyTemplate) -> None:
         fail(f"face_part must have shape ({len(f)},), got {t.face_part.shape}")
     if t.mirror is not None and t.mirror.shape != (len(v),):
         fail(f"mirror must have shape ({len(v)},), got {t.mirror.shape}")
-
-
-# ---------------------------------------------------------------------- loading
-def open_template_path() -> Path:
-    """Path of the embedded open template file (``smpl_assets/open_template.npz``)."""
-    return Path(str(resources.files("dpeval._assets").joinpath(_OPEN_FILE)))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(key: str) -> BodyTemplate:
-    if key == "open":
-        return _load_open(open_template_path())
-    path = Path(key)
-    if path.is_file() and path.suffix == ".npz":
-        return _load_open(path)
-    from .official import read_official_dir
-
-    return read_official_dir(path)
-
-
-def load_template(name: PathLike = "open") -> BodyTemplate:
-    """Load a body template.
-
-    Parameters
-    ----------
-    name : str or path
-        ``"open"`` for the embedded CC0 body (no build step, no network); a directory
-        with the official DensePose files ``SMPL_subdiv.mat``,
-        ``SMPL_SUBDIV_TRANSFORM.mat`` and optionally ``Pdist_matrix.pkl`` /
-        ``Pdist_matrix.mat`` (see :mod:`dpeval.official`); or a ``.npz`` file written
-        in the open template's layout.
-
-    Returns
-    -------
-    BodyTemplate
-        Cached: the same name returns the same object.
-
-    Raises
-    ------
-    TemplateError
-        If the name is unknown or the files are missing or malformed.
-
-    Example
-    -------
-    >>> t = load_template("open")
-    >>> t.n_vertices > 10000
-    True
-    """
-    if isinstance(name, str) and name == "open":
-        return _load_cached("open")
-    path = Path(name).expanduser()
-    if not path.exists():
-        raise TemplateError(
-            f"template {str(name)!r}: no such template or directory; use 'open' for the "
-            "embedded body, or a directory holding SMPL_subdiv.mat and "
-            "SMPL_SUBDIV_TRANSFORM.mat"
-        )
-    return _load_cached(str(path.resolve()))
-
-
-def _load_open(path: Path) -> BodyTemplate:
-    try:
-        with zipfile.ZipFile(path) as _:
-            pass
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise TemplateError(
-            f"{path}: the embedded template file is missing; reinstall dpeval or rebuild "
-            "it with smpl_assets/build_open_template.py"
-        ) from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise TemplateError(f"{path}: not a readable .npz template ({exc})") from None
-    with data:
-        arrays: dict[str, np.ndarray] = {}
-        for key, (dtype, ndim) in _OPEN_KEYS.items():
-            if key not in data.files:
-                raise TemplateError(
-                    f"{path}: key {key!r} is missing; expected keys {sorted(_OPEN_KEYS)}"
-                )
-            a = data[key]
-            if a.ndim != ndim or not np.issubdtype(a.dtype, dtype):
-                raise TemplateError(
-                    f"{path}: {key!r} must be a {ndim}-D {np.dtype(dtype).name} array, "
-                    f"got {a.ndim}-D {a.dtype}"
-                )
-            arrays[key] = a
-        meta = json.loads(str(data["meta_json"])) if "meta_json" in data.files else {}
-    skin_keys = ("skin_joint", "skin_weight", "joint_name", "joint_position", "joint_parent")
-    skin = {k: arrays.pop(k) for k in skin_keys}
-    source_vertex = arrays.pop("source_vertex")
-    meta = {**meta, "source_vertex": source_vertex}
-    return BodyTemplate(
-        id=str(meta.get("id", "open")),
-        skinning=skin,
-        meta=meta,
-        source=str(path),
-        **arrays,
-    )
