@@ -14,7 +14,7 @@ from dpeval.errors import DpevalWarning, FormatError
 from dpeval.formats import GroundTruth, load_ground_truth, save_ground_truth
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "formats"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "densepose_real"  # CC BY-NC fixtures
 DEMO = SHARED / "densepose_demo_single_annotation.pkl"
 
 
@@ -98,7 +98,6 @@ def test_posetrack_ignore_regions(doc, tmp_path):
     _load_err(doc, tmp_path, "not two lists of the same length")
 
 
-@pytest.mark.skipif(not DEMO.exists(), reason=f"real demo annotation absent: {DEMO}")
 def test_real_demo_annotation_as_ground_truth():
     with DEMO.open("rb") as f:
         demo = pickle.load(f, encoding="latin1")

@@ -16,7 +16,7 @@ from PIL import Image
 from dpeval.errors import FormatError
 from dpeval.formats import MAX_PIXELS, decode_iuv, encode_iuv
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "densepose_real"  # CC BY-NC fixtures
 CHALLENGE = SHARED / "densepose_challenge_example_results.json"
 
 
@@ -156,7 +156,6 @@ def test_encode_refuses_wrong_shape_or_dtype():
         encode_iuv(np.zeros((3, 4, 5)))
 
 
-@pytest.mark.skipif(not CHALLENGE.exists(), reason=f"real challenge file absent: {CHALLENGE}")
 def test_real_challenge_file_decodes_entry_by_entry():
     entries = json.loads(CHALLENGE.read_text())
     assert len(entries) == 21

@@ -23,7 +23,7 @@ from dpeval.formats import (
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "formats"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "densepose_real"  # CC BY-NC fixtures
 CHALLENGE = SHARED / "densepose_challenge_example_results.json"
 
 
@@ -75,7 +75,6 @@ def test_fixture_challenge_json():
     assert len(p.sha256) == 64
 
 
-@pytest.mark.skipif(not CHALLENGE.exists(), reason=f"real challenge file absent: {CHALLENGE}")
 def test_real_challenge_file():
     p = load_predictions(CHALLENGE, validate_all=True)
     assert p.format == "challenge-json" and len(p.detections) == 21
