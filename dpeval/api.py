@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import DpevalWarning, FormatError, ParamsError
+from .errors import DpevalWarning, FormatError, ParamsError, with_hint
 from .formats.model import GroundTruth, Predictions
 from .params import ORACLES, EvalParams
 from .report import Summary
@@ -25,12 +25,48 @@ log = logging.getLogger(__name__)
 METRICS = ("gps", "gpsm", "iou", "points", "all")
 
 
-def _read(preds: Any, gt: Any) -> tuple[Predictions, GroundTruth]:
+def _read(
+    preds: Any, gt: Any, *, template: Any = "open", protocol: str = "challenge2019"
+) -> tuple[Predictions, GroundTruth]:
     from .formats import load_ground_truth, load_predictions
 
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    if isinstance(preds, GroundTruth) or _is_ground_truth_file(preds):
+        return _ground_truth_as_predictions(preds, g, template, protocol), g
     p = preds if isinstance(preds, Predictions) else load_predictions(preds, images=g.images)
     return p, g
+
+
+def _is_ground_truth_file(source: Any) -> bool:
+    """A JSON file whose top level is an object (results files are lists)."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
+        return False
+    with open(source, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] == b"{"
+
+
+def _ground_truth_as_predictions(
+    source: Any, g: GroundTruth, template: Any, protocol: str
+) -> Predictions:
+    """The sanity run: score a ground truth as if it were predictions (see the README)."""
+    from .formats import load_ground_truth
+    from .metrics.gt_as_predictions import predictions_from_ground_truth
+
+    pg = source if isinstance(source, GroundTruth) else load_ground_truth(source)
+    tpl = load_template(template) if isinstance(template, str) else template
+    p = predictions_from_ground_truth(pg, tpl, protocol=protocol)
+    warnings.warn(
+        f"{pg.source}: a ground truth given as predictions: sanity run with one detection per "
+        f"evaluated person ({len(p.detections)}), built from its points and masks; expect "
+        "GPS and GPSm AP = 1 and IoU AP at the documented ceiling (README, scoring)",
+        DpevalWarning,
+        stacklevel=3,
+    )
+    return p
 
 
 def _check_images(p: Predictions, g: GroundTruth, allow_unknown: bool) -> tuple[Predictions, int]:
@@ -44,12 +80,14 @@ def _check_images(p: Predictions, g: GroundTruth, allow_unknown: bool) -> tuple[
     ids = sorted({x.image_id for x in unknown})
     if not allow_unknown:
         first = unknown[0]
-        raise FormatError(
+        py = ", or pass allow_unknown_images=True to leave them out"
+        exc = FormatError(
             f"{p.source}: record {first.index} (image_id={first.image_id}): image is not in "
             f"the ground truth {g.source}; {len(unknown)} prediction(s) on {len(ids)} unknown "
-            f"image(s) (first ids: {ids[:5]}). Score against the matching ground truth, or "
-            "pass allow_unknown_images=True (--allow-unknown-images) to leave them out"
+            f"image(s) (first ids: {ids[:5]}); score against the matching ground truth{py}"
         )
+        cli = ", or pass --allow-unknown-images to leave them out"
+        raise with_hint(exc, py, cli, "--allow-unknown-images")
     warnings.warn(
         f"{p.source}: left out {len(unknown)} prediction(s) on {len(ids)} image(s) absent "
         f"from the ground truth (first ids: {ids[:5]})",
@@ -192,7 +230,7 @@ def score(
         raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
     tpl = load_template(template) if isinstance(template, str) else template
-    p, g = _read(preds, gt)
+    p, g = _read(preds, gt, template=tpl, protocol=protocol)
     p, n_unknown = _check_images(p, g, allow_unknown_images)
     counts = {"predictions left out (image not in the ground truth)": n_unknown}
     counts = counts if n_unknown else {}
@@ -201,17 +239,20 @@ def score(
 
         solver = GeodesicSolver(tpl)
     if p.kind == "dense" and oracle is not None:
-        raise ParamsError(
-            f"{p.source}: the oracle modes need instance predictions (detection boxes); "
-            "score image-level dense maps without --oracle"
+        py = "; score image-level dense maps with oracle=None"
+        exc = ParamsError(
+            f"{p.source}: the oracle modes need instance predictions (detection boxes){py}"
         )
+        raise with_hint(exc, py, "; score image-level dense maps without --oracle", "--oracle")
     if p.kind == "dense":
         ap = [m for m in wanted if m != "points"]
         if ap:
-            raise ParamsError(
+            py = "; use metrics='points'"
+            exc = ParamsError(
                 f"{p.source}: image-level dense maps have no instances, so {ap} cannot be "
-                "computed; use metrics='points' (--metric points)"
+                f"computed{py}"
             )
+            raise with_hint(exc, py, "; use --metric points", "--metric")
         dist, part = dense_point_errors(g, p, tpl, solver)
         summary = {"metrics": {}, "stats": {}, "official_summary": {}, "per_part": []}
         if "points" in wanted:

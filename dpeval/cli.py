@@ -14,9 +14,11 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
-from .errors import DpevalError
+from ._argtypes import positive_int
+from .errors import DpevalError, ParamsError
 from .params import ORACLES
 
 __all__ = ["main"]
@@ -120,6 +122,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .errors import ParamsError
 
     gates = _parse_gates(args.fail_under or [])
+    ground_truth = _evaluable_ground_truth(args.ground_truth)
     bar = None
     progress = None
     if not args.quiet and sys.stderr.isatty():
@@ -136,7 +139,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     try:
         summary = score(
             args.predictions,
-            args.ground_truth,
+            ground_truth,
             template=args.template,
             metrics=args.metric or "all",
             kappa=args.kappa,
@@ -173,11 +176,33 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 f"{sorted(summary.metrics)}"
             )
         value = block[stat]
+        if value < 0:  # -1: no ground truth in this setting (pycocotools' convention)
+            raise ParamsError(
+                f"--fail-under {metric}.{stat}: undefined in this run (-1: no evaluated person "
+                "of the ground truth falls in this setting, e.g. no medium-sized people for "
+                "APm); gate on a number the ground truth supports, such as AP"
+            )
         if not value >= threshold:
             failed.append(f"{metric}.{stat} = {value:.4f} < {threshold}")
     for f in failed:
         print(f"dpeval: gate missed: {f}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _evaluable_ground_truth(path: str):
+    """The ground truth, loaded once; refused when it has nobody to score (all n/a)."""
+    from .errors import FormatError
+    from .formats import load_ground_truth
+
+    gt = load_ground_truth(path)
+    if not any(a.has_dense for a in gt.annotations):
+        raise FormatError(
+            f"{path}: none of its {len(gt.annotations)} annotation(s) has dense points "
+            "(dp_x, dp_y, dp_I, dp_U, dp_V), so every number would be undefined (n/a); "
+            "score against a DensePose ground truth (COCO instance or keypoint files have no "
+            "dense points)"
+        )
+    return gt
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -214,23 +239,32 @@ def _convert_cse(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .api import _check_images
     from .formats import load_ground_truth, load_predictions
 
+    if not args.predictions and not args.gt:
+        raise ParamsError(
+            "dpeval validate: nothing to check; pass --predictions FILE and/or --gt FILE"
+        )
     gt = load_ground_truth(args.gt) if args.gt else None
     if args.predictions:
-        p = load_predictions(args.predictions, images=gt.images if gt else None, validate_all=True)
+        with warnings.catch_warnings(record=True) as said:  # held back: an error wins
+            warnings.simplefilter("always")
+            images = gt.images if gt else None
+            p = load_predictions(args.predictions, images=images, validate_all=True)
         n = len(p.detections) if p.kind == "instances" else len(p.dense)
-        print(f"{args.predictions}: {p.format}, {n} {p.kind} maps, all decoded and valid")
+        kind = "instance" if p.kind == "instances" else "dense"
+        if n == 0:
+            raise ParamsError(
+                f"{args.predictions}: holds no predictions (0 {kind} maps); check the path, "
+                "or the export step that wrote it"
+            )
         if gt is not None:
-            items = p.detections if p.kind == "instances" else p.dense
-            unknown = sorted({x.image_id for x in items} - set(gt.images))
-            if unknown:
-                print(
-                    f"{args.predictions}: {len(unknown)} image id(s) not in {args.gt}: "
-                    f"{unknown[:10]}",
-                    file=sys.stderr,
-                )
-                return 2
+            _check_images(p, gt, False)  # the same checks as `dpeval score`
+        for w in said:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        against = f", consistent with {args.gt}" if gt is not None else ""
+        print(f"{args.predictions}: {p.format}, {n} {kind} maps, all decoded and valid{against}")
     if gt is not None:
         dense = sum(a.has_dense for a in gt.annotations)
         print(
@@ -240,8 +274,47 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """``argparse`` with one-line usage errors: ``dpeval: error: <command>: <what>; <fix>``.
+
+    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's type).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dpeval: error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
+def _no_subcommand(parser: argparse.ArgumentParser) -> int:
+    """Handler of a command group run without its subcommand: help, then one error line."""
+    parser.print_help()
+    raise ParamsError(f"{parser.prog}: no subcommand given; choose one from the list above")
+
+
+def active_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The (sub)parser that parsed ``args``: follows every chosen subcommand down."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name is None or name not in subs[0].choices:
+            return parser
+        parser = subs[0].choices[name]
+
+
+def cli_message(exc: DpevalError, parser: argparse.ArgumentParser) -> str:
+    """``exc``'s message with its Python-API remedies spelled for ``parser``'s command.
+
+    A remedy whose option the command lacks is left out (see
+    :attr:`dpeval.errors.DpevalError.hints`).
+    """
+    message = str(exc)
+    options = {s for a in parser._actions for s in a.option_strings}
+    for python_text, cli_text, option in exc.hints:
+        message = message.replace(python_text, cli_text if option in options else "")
+    return message
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="dpeval",
         description="Evaluate and benchmark dense human pose (DensePose) predictions.",
     )
@@ -274,7 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--min-iou", type=float, default=0.5, help="lowest threshold (0.2 gives detectron2's APex)"
     )
-    sp.add_argument("--workers", type=int, default=2, help="decoding threads")
+    sp.add_argument("--workers", type=positive_int, default=2, help="decoding threads (>= 1)")
     sp.add_argument(
         "--scheduler",
         metavar="ADDRESS|local:N",
@@ -381,7 +454,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write Pdist_matrix.pkl, the condensed geodesic table (official order)",
     )
     exp.set_defaults(func=_cmd_template_export)
-    tp.set_defaults(func=lambda a: (tp.print_help(), 2)[1])
+    tp.set_defaults(func=lambda a: _no_subcommand(tp))
     return p
 
 
@@ -394,8 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="dpeval: %(levelname)s: %(message)s",
     )
     if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
+        args.func = lambda a: _no_subcommand(parser)
     previous = warnings.showwarning
     if not args.debug:  # one line per warning, without source lines
 
@@ -408,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DpevalError as exc:
         if args.debug:
             raise
-        print(f"dpeval: error: {exc}", file=sys.stderr)
+        message = " ".join(cli_message(exc, active_parser(parser, args)).split())
+        print(f"dpeval: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -421,6 +494,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("dpeval: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line, traceback on --debug
+        if args.debug:
+            raise
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(
+            f"dpeval: error: internal error ({what}); rerun with --debug for the traceback "
+            "and please report it",
+            file=sys.stderr,
+        )
+        return 3
     finally:
         warnings.showwarning = previous
 

@@ -14,11 +14,34 @@ __all__ = [
     "ParamsError",
     "StateError",
     "TemplateError",
+    "with_hint",
 ]
 
 
 class DpevalError(Exception):
-    """Root of every error dpeval raises on purpose."""
+    """Root of every error dpeval raises on purpose.
+
+    ``hints`` holds ``(python_text, cli_text, cli_option)`` triples for remedies that are
+    spelled differently in Python and on the command line: the message carries
+    ``python_text``; ``dpeval.cli`` puts ``cli_text`` in its place when the command that
+    failed has ``cli_option``, and drops it otherwise, so no message names an option
+    the command does not have. Add them with :func:`with_hint`.
+    """
+
+    hints: tuple[tuple[str, str, str], ...] = ()
+
+
+def with_hint(exc: DpevalError, python_text: str, cli_text: str, cli_option: str) -> DpevalError:
+    """Record on ``exc`` how the CLI spells the remedy ``python_text``; returns ``exc``.
+
+    Examples
+    --------
+    >>> e = with_hint(FormatError("bad; pass x=True"), "; pass x=True", "; pass --x", "--x")
+    >>> e.hints
+    (('; pass x=True', '; pass --x', '--x'),)
+    """
+    exc.hints = (*exc.hints, (python_text, cli_text, cli_option))
+    return exc
 
 
 class FormatError(DpevalError, ValueError):

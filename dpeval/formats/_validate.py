@@ -99,7 +99,7 @@ def parse_json(text: bytes | str, source: str) -> Any:
     try:
         doc = json.loads(text, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as e:
-        if e.pos >= len(text.rstrip()):
+        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):
             raise fail(
                 source,
                 f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg} at the end of "

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import PathLike
+from ..errors import with_hint
 from ._validate import (
     WarningTally,
     as_bbox,
@@ -526,9 +527,9 @@ def _format_from_suffix(path: PathLike) -> str:
         "": "iuv-png-dir",
     }
     if suffix not in by_suffix:
-        raise fail(
-            str(path),
-            f"cannot tell the output format from {suffix!r}",
-            f"pass format=; {_FIX_FORMATS}",
+        py = "pass format=NAME"
+        exc = fail(
+            str(path), f"cannot tell the output format from {suffix!r}", f"{py}; {_FIX_FORMATS}"
         )
+        raise with_hint(exc, py, "pass --to NAME", "--to")
     return by_suffix[suffix]

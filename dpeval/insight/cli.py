@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from .._argtypes import positive_int
 from .bootstrap import DEFAULT_RESAMPLES, HEADLINE_METRICS
 
 __all__ = ["add_insight_parsers", "run_compare", "run_report"]
@@ -78,7 +79,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--protocol", choices=("challenge2019", "detectron2"), default="challenge2019")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument(
+        "--workers", type=positive_int, default=2, help="worker processes (default 2)"
+    )
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -32,6 +32,13 @@ def _positive(text: str) -> int:
     return n
 
 
+def _no_subcommand(parser: argparse.ArgumentParser) -> int:
+    from ..errors import ParamsError
+
+    parser.print_help()
+    raise ParamsError(f"{parser.prog}: no subcommand given; choose one from the list above")
+
+
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
@@ -40,7 +47,7 @@ def add_leaderboard_parser(subparsers: Any) -> None:
     """Add ``leaderboard`` (with ``submit``, ``show``, ``render``) to ``subparsers``."""
     lp = subparsers.add_parser("leaderboard", help="submit to, rank and render a leaderboard store")
     sub = lp.add_subparsers(dest="leaderboard_command", metavar="SUBCOMMAND")
-    lp.set_defaults(func=lambda a: (lp.print_help(), 2)[1])
+    lp.set_defaults(func=lambda a: _no_subcommand(lp))
 
     sp = sub.add_parser(
         "submit", help="validate and score predictions, write a new leaderboard entry"
@@ -154,7 +161,7 @@ def _add_serve_parser(sub: Any) -> None:
 def _add_admin_parser(sub: Any) -> None:
     ap = sub.add_parser("admin", help="teams and submissions of a served benchmark")
     asub = ap.add_subparsers(dest="admin_command", metavar="ACTION")
-    ap.set_defaults(func=lambda a: (ap.print_help(), 2)[1])
+    ap.set_defaults(func=lambda a: _no_subcommand(ap))
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", default=DEFAULT_STORE, help="store directory")

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+from .._argtypes import positive_int
 from ..errors import ParamsError
 
 __all__ = ["add_synth_parser", "parse_size", "run_synth"]
@@ -67,11 +68,16 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     sp.add_argument("out_dir", help="output directory (images/, iuv/, annotations/)")
     sp.add_argument("--split", default="train", help="split name, e.g. train or val")
-    sp.add_argument("--images", type=int, default=100, help="number of images (default 100)")
+    sp.add_argument(
+        "--images", type=positive_int, default=100, help="number of images (default 100)"
+    )
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--size", default="640x480", help="image size WIDTHxHEIGHT (default 640x480)")
     sp.add_argument(
-        "--max-people", type=int, default=4, help="individual people per image: 1..K (default 4)"
+        "--max-people",
+        type=positive_int,
+        default=4,
+        help="individual people per image: 1..K (default 4)",
     )
     sp.add_argument(
         "--crowd-prob",
@@ -87,7 +93,7 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     sp.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         help="rendering processes (default: up to 2)",
     )
