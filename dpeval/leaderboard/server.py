@@ -23,7 +23,9 @@ Routes
     it); an ``Authorization: Bearer`` header works too. Tokens are never read from URLs
     (they would end up in logs and browser history).
 ``GET /healthz``
-    ``{"ok": true, "queued": n}``.
+    ``{"ok": true, "queued": n, "worker": {...}}``; ``503`` with ``"ok": false`` (and a
+    banner on ``GET /``) when the supervised scoring worker keeps dying right after it
+    starts (see :meth:`~dpeval.leaderboard.worker.Supervisor.health`).
 
 Security decisions
 ------------------
@@ -197,6 +199,7 @@ class _State:
         self.gt_sha256 = g.sha256
         self.images = dict(g.images)
         self.categories = dict(g.categories)
+        self.supervisor: Any = None  # set by worker.serve; None when no worker is supervised
         self.uploads = uploads_dir(store)
         self.uploads.mkdir(parents=True, exist_ok=True)
         self._board: tuple[Any, str] | None = None
@@ -398,14 +401,26 @@ def create_app(
 
     @app.get("/")
     def board():
-        resp = make_response(state.board())
+        page = state.board()
+        health = state.supervisor.health() if state.supervisor is not None else None
+        if health is not None and not health["ok"]:
+            banner = f'<p role="alert"><strong>Scoring is down:</strong> ' \
+                     f"{html.escape(health['message'])}</p>"  # fmt: skip
+            page = page.replace("</h1>\n", "</h1>\n" + banner + "\n", 1)
+        resp = make_response(page)
         resp.headers["Content-Security-Policy"] = _CSP_BOARD
         return resp
 
     @app.get("/healthz")
     def healthz():
         c = db.counts()
-        return jsonify(ok=True, queued=c["queued"] + c["scoring"])
+        queued = c["queued"] + c["scoring"]
+        if state.supervisor is None:
+            return jsonify(ok=True, queued=queued)
+        health = state.supervisor.health()
+        worker = {k: health[k] for k in ("ok", "restarts", "last_exit", "message")}
+        return make_response(jsonify(ok=health["ok"], queued=queued, worker=worker),
+                             200 if health["ok"] else 503)  # fmt: skip
 
     @app.post("/api/submissions")
     def upload():

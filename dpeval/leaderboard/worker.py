@@ -264,14 +264,29 @@ class Supervisor:
     job_timeout_s : float
     """
 
-    def __init__(self, command: list[str], db: Database, job_timeout_s: float = 3600.0) -> None:
+    UNHEALTHY_AFTER = 3
+    """Consecutive quick exits (within 10 s of starting) after which :meth:`health` says
+    the worker is down (the server's ``/healthz`` answers 503 and the page shows it)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        db: Database,
+        job_timeout_s: float = 3600.0,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import threading
 
         self.command = command
         self.db = db
         self.job_timeout_s = job_timeout_s
+        self.cwd, self.env = cwd, env
         self.proc: Any = None
         self.restarts = 0
+        self.quick_exits = 0
+        self.last_exit: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dpeval-supervisor", daemon=True)
 
@@ -282,7 +297,9 @@ class Supervisor:
     def _spawn(self) -> None:
         import subprocess
 
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.command, stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env
+        )
         self._started = time.monotonic()
         log.info("worker started (pid %s)", self.proc.pid)
 
@@ -293,6 +310,7 @@ class Supervisor:
             if code is not None:
                 quick = time.monotonic() - self._started < 10
                 fails = fails + 1 if quick else 0
+                self.quick_exits, self.last_exit = fails, code
                 log.warning("worker pid %s exited with %s; restarting", self.proc.pid, code)
                 if self._stop.wait(min(60.0, 2.0**fails - 1)):
                     return
@@ -304,6 +322,25 @@ class Supervisor:
                 log.warning("submission %s ran over %.0f s; killing the worker", busy[0],
                             self.job_timeout_s)  # fmt: skip
                 self.proc.kill()
+
+    def health(self) -> dict[str, Any]:
+        """``{"ok", "restarts", "quick_exits", "last_exit", "message"}`` of the worker.
+
+        ``ok`` is False once the worker has exited :attr:`UNHEALTHY_AFTER` times in a
+        row within 10 s of starting (e.g. it cannot import dpeval or read the ground
+        truth); it turns True again when a worker stays up.
+        """
+        if self.quick_exits and self.proc is not None and self.proc.poll() is None:
+            if time.monotonic() - self._started >= 10:
+                self.quick_exits = 0  # this one stayed up
+        ok = self.quick_exits < self.UNHEALTHY_AFTER
+        message = "" if ok else (
+            f"the scoring worker keeps exiting right after it starts ({self.quick_exits} times "
+            f"in a row, last exit code {self.last_exit}); submissions wait in the queue. "
+            "See the server log."
+        )  # fmt: skip
+        return {"ok": ok, "restarts": self.restarts, "quick_exits": self.quick_exits,
+                "last_exit": self.last_exit, "message": message}  # fmt: skip
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop supervising and end the worker (SIGTERM, then SIGKILL)."""
@@ -319,6 +356,41 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def worker_command(
+    store: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    db_file: str | os.PathLike[str],
+    *,
+    split: str = DEFAULT_SPLIT,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> tuple[list[str], str, dict[str, str]]:
+    """The worker's command line, working directory and environment.
+
+    The working directory does not matter: the worker runs in ``<store>/.server`` (no
+    Python package there) with absolute paths, and ``PYTHONPATH`` starts with the
+    directory that holds the ``dpeval`` package this process imported, so
+    ``python -m dpeval.leaderboard.worker`` imports the same dpeval even when the
+    server was started from a directory with a ``dpeval/`` folder (a source checkout)
+    in it, which ``-m`` would otherwise put first on ``sys.path``.
+    """
+    import dpeval
+
+    package_root = str(Path(dpeval.__file__).resolve().parent.parent)
+    cwd = Path(db_file).resolve().parent
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_root, env.get("PYTHONPATH", "")) if p
+    )
+    command = [
+        sys.executable, "-m", "dpeval.leaderboard.worker",
+        "--store", str(Path(store).resolve()), "--gt", str(Path(gt).resolve()),
+        "--db", str(Path(db_file).resolve()), "--split", split,
+        "--resamples", str(resamples), "--parent-pid", str(os.getpid()),
+    ]  # fmt: skip
+    return command, str(cwd), env
 
 
 def serve(
@@ -358,12 +430,11 @@ def serve(
         max_request_body_size=limits.max_upload_bytes + FORM_OVERHEAD_BYTES,
         ident="dpeval",
     )
-    command = [
-        sys.executable, "-m", "dpeval.leaderboard.worker", "--store", str(store), "--gt",
-        str(gt), "--db", str(db_file), "--split", split, "--resamples",
-        str(resamples or DEFAULT_RESAMPLES), "--parent-pid", str(os.getpid()),
-    ]  # fmt: skip
-    supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s)
+    command, cwd, env = worker_command(
+        store, gt, db_file, split=split, resamples=resamples or DEFAULT_RESAMPLES
+    )
+    supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s, cwd=cwd, env=env)
+    app.extensions["dpeval"].supervisor = supervisor
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)  # waitress's loop catches it and shuts its threads down
