@@ -76,11 +76,15 @@ def _cmd_template_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_template_export(args: argparse.Namespace) -> int:
-    from .official import export_template
-    from .template import load_template
+    from .template import export_template, load_template
 
     t = load_template(args.name)
-    for path in export_template(t, args.directory, with_distances=args.with_distances):
+    distances = None
+    if args.with_distances:
+        from .geodesic import GeodesicSolver
+
+        distances = GeodesicSolver(t, mode="engine")
+    for path in export_template(t, args.directory, distances=distances):
         print(path)
     return 0
 

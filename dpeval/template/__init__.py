@@ -25,6 +25,7 @@ argument).
 
 from .load import load_template
 from .model import BodyTemplate, chart_folds
+from .official import export_template, read_official_dir
 from .open_template import open_template_path
 from .parts import COARSE_PART, MIRROR_PART, N_PARTS, PART_NAMES
 
@@ -35,6 +36,8 @@ __all__ = [
     "PART_NAMES",
     "BodyTemplate",
     "chart_folds",
+    "export_template",
     "load_template",
     "open_template_path",
+    "read_official_dir",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from .._typing import PathLike
 from ..errors import TemplateError
 from .model import BodyTemplate
+from .official import read_official_dir
 from .open_template import load_open_template, open_template_path
 
 __all__ = ["load_template"]
@@ -24,8 +25,6 @@ def _load_cached(key: str) -> BodyTemplate:
     path = Path(key)
     if path.is_file() and path.suffix == ".npz":
         return load_open_template(path)
-    from ..official import read_official_dir
-
     return read_official_dir(path)
 
 

@@ -21,9 +21,8 @@ from scipy.io import loadmat
 from scipy.spatial.distance import cdist
 
 from dpeval.metrics import compute_similarities
-from dpeval.official import export_template
 from dpeval.params import KAPPA_PER_PART
-from dpeval.template import load_template
+from dpeval.template import export_template, load_template
 
 
 class OfficialStyle:
@@ -98,7 +97,7 @@ def euclid_condensed(t) -> np.ndarray:
 def exported(tmp_path_factory):
     tiny = make_tiny_template(subdivisions=3)
     d = tmp_path_factory.mktemp("official")
-    export_template(tiny, d, with_distances=True, distances=euclid_condensed)
+    export_template(tiny, d, distances=euclid_condensed(tiny))
     return d
 
 

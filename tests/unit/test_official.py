@@ -9,8 +9,7 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from dpeval.errors import TemplateError
-from dpeval.official import export_template, read_official_dir
-from dpeval.template import load_template
+from dpeval.template import export_template, load_template, read_official_dir
 
 
 def euclid_condensed(t) -> np.ndarray:
@@ -42,20 +41,22 @@ def test_round_trip_open_template(open_template, tmp_path):
 
 
 def test_round_trip_with_distances(tiny_template, tmp_path, monkeypatch):
-    files = export_template(
-        tiny_template, tmp_path, with_distances=True, distances=euclid_condensed
-    )
+    files = export_template(tiny_template, tmp_path, distances=euclid_condensed(tiny_template))
     assert files[-1].name == "Pdist_matrix.pkl"
     back = load_template(tmp_path)
     n = tiny_template.n_vertices
     assert back.pdist is not None and len(back.pdist) == n * (n - 1) // 2
-    assert (tmp_path / "Pdist_matrix.npy").is_file()  # converted once, memory-mapped
+    # converted once into the cache (never next to the user's files), memory-mapped
+    from dpeval._io import cache_dir
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
+    assert str(back.pdist.filename).startswith(str(cache_dir() / "official"))
     v = tiny_template.vertices
     for a, b in ((5, 2), (161, 0), (100, 99)):
         k = a * (a - 1) // 2 + b
         assert back.pdist[k] == pytest.approx(np.linalg.norm(v[a] - v[b]), rel=1e-6)
     # a second read memory-maps the .npy and never unpickles again
-    import dpeval.official as official
+    import dpeval.template.official as official
 
     def no_unpickle(*args, **kwargs):
         raise AssertionError("the pickle was loaded twice")
@@ -129,7 +130,7 @@ def test_bad_distance_table_length(tiny_template, tmp_path):
 def test_broken_files(tiny_template, tmp_path):
     export_template(tiny_template, tmp_path)
     (tmp_path / "Pdist_matrix.pkl").write_bytes(b"garbage")
-    with pytest.raises(TemplateError, match="not a readable pickle"):
+    with pytest.raises(TemplateError, match="not a readable distance-table pickle"):
         read_official_dir(tmp_path)
     (tmp_path / "Pdist_matrix.pkl").unlink()
     (tmp_path / "SMPL_subdiv.mat").write_bytes(b"garbage")
@@ -146,12 +147,26 @@ def test_export_cli(tmp_path, capsys):
     assert load_template("open").checksum in capsys.readouterr().out
 
 
+def test_export_cli_with_distances_passes_the_engine(tiny_template, tmp_path, capsys):
+    """The template stage never computes distances: the CLI hands it a solver."""
+    from dpeval.cli import main
+    from dpeval.geodesic import GeodesicSolver
+
+    export_template(tiny_template, tmp_path / "in")
+    assert main(["template", "export", str(tmp_path / "in"), str(tmp_path / "out"),
+                 "--with-distances"]) == 0  # fmt: skip
+    assert "Pdist_matrix.pkl" in capsys.readouterr().out
+    back = read_official_dir(tmp_path / "out")
+    table = GeodesicSolver(tiny_template, mode="engine").condensed_table()
+    np.testing.assert_array_equal(np.asarray(back.pdist).ravel(), table)
+
+
 def test_export_with_engine_distances_round_trips_in_legacy_mode(tiny_template, tmp_path):
     """Export the engine's table, read it back, and legacy lookups return those values."""
     from dpeval.geodesic import GeodesicSolver
 
     engine = GeodesicSolver(tiny_template)
-    export_template(tiny_template, tmp_path, with_distances=True)
+    export_template(tiny_template, tmp_path, distances=engine)
     back = load_template(tmp_path)
     legacy = GeodesicSolver(back, mode="legacy")
     rng = np.random.default_rng(0)
@@ -176,6 +191,6 @@ def test_distance_pickle_cannot_run_code(tiny_template, tmp_path):
 
     with open(tmp_path / "Pdist_matrix.pkl", "wb") as fh:
         pickle.dump({"Pdist_matrix": Evil()}, fh)
-    with pytest.raises(TemplateError, match="not a readable pickle"):
+    with pytest.raises(TemplateError, match="not a readable distance-table pickle"):
         read_official_dir(tmp_path)
     assert not (tmp_path / "pwned").exists()

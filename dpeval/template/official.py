@@ -12,11 +12,15 @@ downloads: they are under non-commercial terms):
   (MATLAB v7.3 / HDF5): the condensed geodesic table, ``P[a(a-1)/2 + b]`` for merged ids
   ``a > b`` (0-based).
 
-Out: a :class:`~dpeval.template.BodyTemplate`. The distance table is converted once into
-``Pdist_matrix.npy`` next to the source (or in the dpeval cache when that directory is
-read-only) and memory-mapped from then on, so the multi-GB pickle is read only once.
+Out: a :class:`~dpeval.template.BodyTemplate`. A ``.pkl``/``.mat`` distance table is
+converted once into a ``.npy`` in dpeval's cache directory (``official/<key>/``, keyed
+by the source's path and checked against its size and modification time; never next to
+the user's files) and memory-mapped from then on, so the multi-GB pickle is read only
+once. A ``Pdist_matrix.npy`` in the directory itself is memory-mapped as it is.
 
-:func:`export_template` writes any template in exactly this layout.
+:func:`export_template` writes any template in exactly this layout; the distance table,
+if wanted, is passed in (a :class:`~dpeval.geodesic.GeodesicSolver` or an array): the
+template stage never imports the geodesic stage.
 """
 
 from __future__ import annotations
@@ -24,22 +28,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ._io import cache_dir
-from ._safe_pickle import safe_pickle_load
-from ._typing import PathLike
-from .errors import TemplateError
-from .template import BodyTemplate
+from .._io import atomic_write, cache_dir, write_atomic
+from .._safe_pickle import safe_pickle_load
+from .._typing import ArrayLike, PathLike
+from ..errors import TemplateError
+from .model import BodyTemplate
 
-__all__ = ["cache_dir", "export_template", "read_official_dir"]
+__all__ = ["export_template", "read_official_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -184,14 +185,22 @@ def _source_stamp(path: Path) -> dict[str, Any]:
     return {"source": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _converted_location(src: Path) -> tuple[Path, Path]:
-    """Where the .npy conversion of ``src`` lives: next to it if writable, else cache."""
-    if os.access(src.parent, os.W_OK):
-        npy = src.with_suffix(".npy")
-    else:
-        key = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:16]
-        npy = cache_dir() / "official" / key / "Pdist_matrix.npy"
-        npy.parent.mkdir(parents=True, exist_ok=True)
+def converted_location(src: Path) -> tuple[Path, Path]:
+    """Where the ``.npy`` conversion of a ``.pkl``/``.mat`` table and its stamp live.
+
+    Parameters
+    ----------
+    src : Path
+        The official distance file.
+
+    Returns
+    -------
+    (npy, stamp) : Path, Path
+        ``<cache>/official/<sha256(resolved path)[:16]>/<name>.npy`` and its ``.json``
+        stamp (source size and modification time); never next to the user's files.
+    """
+    key = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:16]
+    npy = cache_dir() / "official" / key / (src.stem + ".npy")
     return npy, npy.with_name(npy.name + ".json")
 
 
@@ -203,13 +212,13 @@ def _open_pdist(d: Path, n: int) -> np.memmap | None:
         return None
     if sources:
         src = sources[0]
-        npy, side = _converted_location(src)
+        npy, side = converted_location(src)
         stamp = _source_stamp(src)
         fresh = npy.is_file() and side.is_file() and _read_json(side) == stamp
         if not fresh:
             log.info("converting %s once into %s (memory-mapped from now on)", src, npy)
             _convert_pdist(src, npy, expected)
-            _atomic_write_text(side, json.dumps(stamp))
+            write_atomic(side, json.dumps(stamp))
     try:
         table = np.load(npy, mmap_mode="r")
     except (OSError, ValueError) as exc:
@@ -230,17 +239,8 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _convert_pdist(src: Path, npy: Path, expected: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=npy.parent, prefix=npy.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_write(npy) as tmp:
         if src.suffix == ".pkl":
             with open(src, "rb") as fh:
                 try:
@@ -260,10 +260,6 @@ def _convert_pdist(src: Path, npy: Path, expected: int) -> None:
             del arr
         else:
             _convert_h5(src, tmp, expected)
-        os.replace(tmp, npy)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _check_len(src: Path, got: int, expected: int) -> None:
@@ -274,7 +270,7 @@ def _check_len(src: Path, got: int, expected: int) -> None:
         )
 
 
-def _convert_h5(src: Path, tmp: str, expected: int) -> None:
+def _convert_h5(src: Path, tmp: Path, expected: int) -> None:
     try:
         import h5py
     except ImportError:  # pragma: no cover - h5py is a dependency
@@ -302,36 +298,55 @@ def _convert_h5(src: Path, tmp: str, expected: int) -> None:
 
 
 # ---------------------------------------------------------------------- export
+class CondensedSource(Protocol):
+    """Anything that gives a condensed distance table, e.g. a ``GeodesicSolver``."""
+
+    def condensed_table(self) -> np.ndarray: ...
+
+
 def export_template(
     template: BodyTemplate,
     directory: PathLike,
     *,
-    with_distances: bool = False,
-    distances: Callable[[BodyTemplate], np.ndarray] | None = None,
+    distances: CondensedSource | ArrayLike | None = None,
 ) -> list[Path]:
     """Write ``template`` in the official DensePose layout.
 
     Writes ``SMPL_subdiv.mat`` (``U_subdiv``, ``V_subdiv``, ``Part_ID_subdiv`` as (C, 1)
     doubles, ``vertex`` (3, C) positions of the chart vertices, ``faces`` (F, 3) 1-based
     chart-vertex ids), ``SMPL_SUBDIV_TRANSFORM.mat`` (``index``: (C, 1), 1-based 3D vertex
-    id of each chart vertex) and, with ``with_distances``, ``Pdist_matrix.pkl`` (a dict
-    ``{"Pdist_matrix": (n(n-1)/2, 1) float32}`` in the official order).
+    id of each chart vertex) and, when ``distances`` is given, ``Pdist_matrix.pkl`` (a
+    dict ``{"Pdist_matrix": (n(n-1)/2, 1) float32}`` in the official order). Every file
+    is written atomically.
 
     Parameters
     ----------
     template : BodyTemplate
     directory : path
         Created if needed; existing files of these names are replaced.
-    with_distances : bool
-        Also write the condensed distance table (the geodesic engine computes it).
-    distances : callable, optional
-        ``template -> (n(n-1)/2,) float`` condensed table in the official order;
-        defaults to :meth:`dpeval.geodesic.GeodesicSolver.condensed_table`.
+    distances : GeodesicSolver or (n(n-1)/2,) float, optional
+        The condensed distance table of the template's n vertices in the official order
+        (entry ``a(a-1)/2 + b`` for ids ``a > b``), or an object whose
+        ``condensed_table()`` returns it, such as
+        ``dpeval.geodesic.GeodesicSolver(template)``. None: no distance file.
 
     Returns
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    TemplateError
+        The template has no chart faces, or the table has the wrong length.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dpeval.template import load_template
+    >>> files = export_template(load_template("open"), tempfile.mkdtemp())
+    >>> [p.name for p in files]
+    ['SMPL_subdiv.mat', 'SMPL_SUBDIV_TRANSFORM.mat']
     """
     from scipy.io import savemat
 
@@ -340,36 +355,33 @@ def export_template(
             f"template {template.id!r} has no chart faces; the official layout needs them"
         )
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     col = lambda a: np.asarray(a, dtype=np.float64).reshape(-1, 1)  # noqa: E731
     verts = np.asarray(template.vertices, dtype=np.float64)[template.chart_vertex]
-    written = [out / SUBDIV_FILE, out / TRANSFORM_FILE]
-    savemat(
-        str(written[0]),
-        {
+    contents: dict[str, dict[str, np.ndarray]] = {
+        SUBDIV_FILE: {
             "U_subdiv": col(template.chart_uv[:, 0]),
             "V_subdiv": col(template.chart_uv[:, 1]),
             "Part_ID_subdiv": col(template.chart_part),
             "vertex": verts.T.copy(),
             "faces": np.asarray(template.chart_faces, dtype=np.float64) + 1,
         },
-    )
-    savemat(str(written[1]), {"index": col(np.asarray(template.chart_vertex) + 1)})
-    if with_distances:
-        if distances is None:
-            from .geodesic import GeodesicSolver
-
-            table = GeodesicSolver(template, mode="engine").condensed_table()
-        else:
-            table = distances(template)
+        TRANSFORM_FILE: {"index": col(np.asarray(template.chart_vertex) + 1)},
+    }
+    written = []
+    for name, arrays in contents.items():
+        with atomic_write(out / name) as tmp, open(tmp, "wb") as fh:
+            savemat(fh, arrays)
+        written.append(out / name)
+    if distances is not None:
+        source = getattr(distances, "condensed_table", None)
+        table = source() if callable(source) else distances
         n = template.n_vertices
         table = np.asarray(table, dtype=np.float32).reshape(-1, 1)
-        _check_len(out / "Pdist_matrix.pkl", table.shape[0], n * (n - 1) // 2)
         path = out / "Pdist_matrix.pkl"
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+        _check_len(path, table.shape[0], n * (n - 1) // 2)
+        with atomic_write(path) as tmp, open(tmp, "wb") as fh:
             pickle.dump({"Pdist_matrix": table}, fh, protocol=4)
-        os.replace(tmp, path)
+        # a conversion that earlier versions wrote next to the table would be stale now
         for stale in (out / "Pdist_matrix.npy", out / "Pdist_matrix.npy.json"):
             if stale.exists():
                 stale.unlink()
