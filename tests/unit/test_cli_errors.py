@@ -81,6 +81,15 @@ def files(tmp_path_factory) -> dict[str, str]:
                   uv_data=_corrupt_png_b64(20, 20))  # fmt: skip
     put("preds_corrupt_far.json", bad)
     put("preds_truncated.json", None, json.dumps(preds)[:5000])
+    put("gt_img1.json", {**gt, "images": [i for i in gt["images"] if i["id"] == 1],
+                         "annotations": [a for a in gt["annotations"] if a["image_id"] == 1]})
+    put("preds_img1.json", [r for r in preds if r["image_id"] == 1])
+    dense = d / "dense"
+    dense.mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8), "RGB").save(dense / "1.png")
+    out["dense"] = str(dense)
     (d / "empty").mkdir()
     out["empty"] = str(d / "empty")
     out["lb"] = str(d / "lb")
@@ -104,6 +113,9 @@ CASES: dict[str, tuple[list[str], str]] = {
     "score workers -3": (["score", "{preds.json}", "{gt.json}", "--workers", "-3"], r"--workers"),
     "score workers 0": (["score", "{preds.json}", "{gt.json}", "--workers", "0"], r"--workers"),
     "score bad gate": (["score", "{preds.json}", "{gt.json}", "--fail-under", "AP"], r"METRIC\.STAT=VALUE"),
+    "score undefined gate": (["score", "{preds_img1.json}", "{gt_img1.json}", "-q", "--fail-under", "gps_perpart.APm=0.5"], r"APm.*undefined"),
+    "score dense for AP": (["score", "{dense}", "{gt.json}", "--metric", "gps"], r"use --metric points"),
+    "report dense": (["report", "{dense}", "{gt.json}", "-o", "{dir}/r"], r"dpeval score --metric points"),
     "score bad metric": (["score", "{preds.json}", "{gt.json}", "--metric", "nope"], r"--metric"),
     "report unknown image": (["report", "{preds_unknown_image.json}", "{gt.json}", "-o", "{dir}/r"], r"not in the ground truth"),
     "report bad RLE": (["report", "{preds.json}", "{gt_bad_rle.json}", "-o", "{dir}/r"], r"not a valid RLE"),
