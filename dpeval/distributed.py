@@ -256,16 +256,18 @@ def map_images(
 
 
 def _values_block(weights: np.ndarray, tables: Sequence[Any]) -> list[dict[str, np.ndarray]]:
-    from .insight.bootstrap import _values
+    from .insight.bootstrap import _ap_values
 
-    return [_values(t, weights) for t in tables]
+    return [_ap_values(t, weights) for t in tables]
 
 
 def bootstrap_values(
     client: Any, tables: Sequence[Any], weights: np.ndarray
 ) -> list[dict[str, np.ndarray]]:
-    """``_values(t, weights)`` for each of ``tables``, in blocks of resamples on the
-    cluster; equal to the local computation (each resample row is computed alone).
+    """``_values(t, weights)`` for each of ``tables``: the APs (the costly part: one
+    Numba pass per resample) in blocks of resamples on the cluster, each row computed
+    alone; the AUCs (two matrix products, whose last bits depend on the block shape) on
+    the client over all rows. Equal to the local computation.
 
     Parameters
     ----------
@@ -288,8 +290,12 @@ def bootstrap_values(
     finally:
         for f in futures:
             f.release()
+    from .insight.bootstrap import _auc_values
+
     out = []
-    for t in range(len(tables)):
+    for t, table in enumerate(tables):
         names = parts[0][t].keys() if parts else []
-        out.append({n: np.concatenate([p[t][n] for p in parts]) for n in names})
+        values = {n: np.concatenate([p[t][n] for p in parts]) for n in names}
+        values.update(_auc_values(table, weights))
+        out.append(values)
     return out

@@ -98,6 +98,7 @@ def score_tables(
     max_dets: int = 20,
     workers: int = 2,
     solver: Any = None,
+    client: Any = None,
 ) -> tuple[Summary, Similarities, MetricTables, GroundTruth, Predictions, BodyTemplate, Any]:
     """Score once (the official numbers) and build the bootstrap tables from the same
     similarities. Returns (summary, sims, tables, gt, preds, template, solver)."""
@@ -118,8 +119,9 @@ def score_tables(
 
         solver = GeodesicSolver(tpl)
     sims = compute_similarities(
-        g, p, tpl, solver, protocol=protocol, with_masks=True, max_dets=max_dets, workers=workers
-    )
+        g, p, tpl, solver, protocol=protocol, with_masks=True, max_dets=max_dets,
+        workers=workers, client=client,
+    )  # fmt: skip
     out = evaluate_similarities(
         sims,
         g,
@@ -148,6 +150,7 @@ def analyze(
     workers: int = 2,
     solver: Any = None,
     oracles: bool = True,
+    client: Any = None,
 ) -> Insight:
     """Score and analyse one model: intervals, per part, RCP, taxonomy, worst people.
 
@@ -163,6 +166,8 @@ def analyze(
     oracles : bool
         Also score the official upper-bound modes (one more geodesic pass per mode; no
         mask work).
+    client : dask.distributed.Client, optional
+        Decode the images and run the bootstrap resamples on this cluster (same numbers).
 
     Returns
     -------
@@ -175,9 +180,9 @@ def analyze(
     """
     summary, sims, tables, g, p, tpl, solver = score_tables(
         preds, gt, template=template, protocol=protocol, min_iou=min_iou,
-        max_dets=max_dets, workers=workers, solver=solver,
+        max_dets=max_dets, workers=workers, solver=solver, client=client,
     )  # fmt: skip
-    intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed)
+    intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed, client=client)
     codes = classify_points(sims, tpl, solver)
     table = None
     if oracles:
@@ -185,7 +190,7 @@ def analyze(
 
         table = oracle_table(
             g, p, tpl, solver, sims, protocol=protocol, min_iou=min_iou,
-            max_dets=max_dets, workers=workers,
+            max_dets=max_dets, workers=workers, client=client,
         )  # fmt: skip
     area_of = np.array([a.area for a in g.annotations], dtype=np.float64)
     return Insight(
@@ -220,8 +225,12 @@ def compare(
     min_iou: float = 0.5,
     max_dets: int = 20,
     workers: int = 2,
+    client: Any = None,
 ) -> Any:
     """Paired image bootstrap of model B minus model A on the same ground truth.
+
+    With a Dask ``client``, the images are decoded and the resamples run on its cluster
+    (same numbers).
 
     Returns
     -------
@@ -233,7 +242,7 @@ def compare(
     tpl = load_template(template) if isinstance(template, str) else template
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     opts = dict(template=tpl, protocol=protocol, min_iou=min_iou, max_dets=max_dets,
-                workers=workers)  # fmt: skip
+                workers=workers, client=client)  # fmt: skip
     _, _, ta, _, _, _, solver = score_tables(preds_a, g, **opts)
     _, _, tb, _, _, _, _ = score_tables(preds_b, g, solver=solver, **opts)
-    return _compare_tables(ta, tb, resamples=resamples, seed=seed)
+    return _compare_tables(ta, tb, resamples=resamples, seed=seed, client=client)

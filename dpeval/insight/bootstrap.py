@@ -259,6 +259,14 @@ def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
 
 def _values(tables: MetricTables, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Metric name -> (B,) values under each weight row."""
+    out = _ap_values(tables, weights)
+    out.update(_auc_values(tables, weights))
+    return out
+
+
+def _ap_values(tables: MetricTables, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The AP part of :func:`_values`: each row is computed alone (any block of rows
+    gives the same numbers), so Dask tasks can run blocks of resamples."""
     out: dict[str, np.ndarray] = {}
     for name, per_cat in tables.ap.items():
         if not per_cat:
@@ -272,6 +280,13 @@ def _values(tables: MetricTables, weights: np.ndarray) -> dict[str, np.ndarray]:
         )
         with np.errstate(invalid="ignore"):
             out[name] = np.nanmean(vals, axis=0) if len(per_cat) > 1 else vals[0]
+    return out
+
+
+def _auc_values(tables: MetricTables, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The AUC part of :func:`_values`: matrix products whose last bits depend on the
+    number of rows (BLAS blocking), so they always run on the whole weight matrix."""
+    out: dict[str, np.ndarray] = {}
     n = weights @ tables.n_points
     for k, s in tables.auc_sum.items():
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -285,6 +300,7 @@ def bootstrap_metrics(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    client: Any = None,
 ) -> Any:
     """Point estimates and percentile bootstrap intervals of every headline metric.
 
@@ -297,6 +313,10 @@ def bootstrap_metrics(
     seed : int
     level : float
         Interval coverage.
+    client : dask.distributed.Client, optional
+        Run blocks of resamples as tasks on this cluster
+        (:func:`dpeval.distributed.bootstrap_values`); the weights are drawn here from
+        ``seed``, so the numbers equal the local run's.
 
     Returns
     -------
@@ -312,7 +332,12 @@ def bootstrap_metrics(
 
     w = resample_weights(len(tables.image_ids), resamples, seed)
     full = _values(tables, np.ones((1, len(tables.image_ids))))
-    boot = _values(tables, w)
+    if client is None:
+        boot = _values(tables, w)
+    else:
+        from ..distributed import bootstrap_values
+
+        boot = bootstrap_values(client, [tables], w)[0]
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     rows = []
     for name in HEADLINE_METRICS:
@@ -350,11 +375,13 @@ def compare_metrics(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    client: Any = None,
 ) -> Any:
     """Paired image bootstrap of B - A for every headline metric.
 
     Both tables must come from the same ground truth (the same images are drawn for
     both models in each resample, which removes the between-image variance they share).
+    With a Dask ``client``, blocks of resamples run as tasks on its cluster (same numbers).
 
     Returns
     -------
@@ -377,7 +404,12 @@ def compare_metrics(
     w = resample_weights(len(a.image_ids), resamples, seed)
     ones = np.ones((1, len(a.image_ids)))
     fa, fb = _values(a, ones), _values(b, ones)
-    ba, bb = _values(a, w), _values(b, w)
+    if client is None:
+        ba, bb = _values(a, w), _values(b, w)
+    else:
+        from ..distributed import bootstrap_values
+
+        ba, bb = bootstrap_values(client, [a, b], w)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     rows = []
     for name in HEADLINE_METRICS:

@@ -8,6 +8,7 @@ failed; errors are raised as :class:`~dpeval.errors.DpevalError` for ``dpeval.cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from typing import Any
@@ -78,6 +79,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help=f"bootstrap resamples of the images (default {DEFAULT_RESAMPLES})",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local:N",
+        help="decode the images and run the resamples on a Dask cluster: a scheduler "
+        "address, a scheduler file (.json) or local:N processes (same numbers)",
+    )
     p.add_argument("--protocol", choices=("challenge2019", "detectron2"), default="challenge2019")
     p.add_argument(
         "--workers", type=positive_int, default=2, help="worker processes (default 2)"
@@ -91,6 +98,15 @@ def _check(args: argparse.Namespace) -> None:
         raise ParamsError(f"--resamples {args.resamples}: use at least 10 (default 1000)")
 
 
+def _scheduler(args: argparse.Namespace) -> Any:
+    """A context giving the Dask client of ``--scheduler`` (None without it)."""
+    if not getattr(args, "scheduler", None):
+        return contextlib.nullcontext()
+    from ..distributed import open_client
+
+    return open_client(args.scheduler)
+
+
 def run_report(args: argparse.Namespace) -> int:
     """``dpeval report``: write the report; prints its path and the summary."""
     from .analysis import analyze
@@ -98,16 +114,18 @@ def run_report(args: argparse.Namespace) -> int:
 
     _check(args)
     t0 = time.perf_counter()
-    ins = analyze(
-        args.predictions,
-        args.ground_truth,
-        template=args.template,
-        resamples=args.resamples,
-        seed=args.seed,
-        protocol=args.protocol,
-        workers=args.workers,
-        oracles=not args.no_oracles,
-    )
+    with _scheduler(args) as client:
+        ins = analyze(
+            args.predictions,
+            args.ground_truth,
+            template=args.template,
+            resamples=args.resamples,
+            seed=args.seed,
+            protocol=args.protocol,
+            workers=args.workers,
+            oracles=not args.no_oracles,
+            client=client,
+        )
     path = write_report(ins, args.output, images=args.images, n_worst=args.worst)
     out = sys.stdout
     for name, r in ins.intervals.iterrows():
@@ -121,16 +139,18 @@ def run_compare(args: argparse.Namespace) -> int:
     from .analysis import compare
 
     _check(args)
-    df = compare(
-        args.predictions_a,
-        args.predictions_b,
-        args.ground_truth,
-        template=args.template,
-        resamples=args.resamples,
-        seed=args.seed,
-        protocol=args.protocol,
-        workers=args.workers,
-    )
+    with _scheduler(args) as client:
+        df = compare(
+            args.predictions_a,
+            args.predictions_b,
+            args.ground_truth,
+            template=args.template,
+            resamples=args.resamples,
+            seed=args.seed,
+            protocol=args.protocol,
+            workers=args.workers,
+            client=client,
+        )
     wanted = (
         list(dict.fromkeys(_METRIC_CHOICES[m] for m in args.metric))
         if args.metric

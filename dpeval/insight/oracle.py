@@ -48,6 +48,7 @@ def oracle_table(
     min_iou: float = 0.5,
     max_dets: int = 20,
     workers: int = 2,
+    client: Any = None,
 ) -> Any:
     """Scores of the model and of each official upper-bound mode.
 
@@ -58,7 +59,7 @@ def oracle_table(
     template, solver
     sims : Similarities
         The real run's similarities (their mask IoUs are reused).
-    kappa, protocol, min_iou, max_dets, workers
+    kappa, protocol, min_iou, max_dets, workers, client
         As in :func:`dpeval.score`.
 
     Returns
@@ -76,7 +77,7 @@ def oracle_table(
     for mode, what in ORACLES.items():
         o = compute_similarities(
             gt, preds, template, solver, protocol=protocol, with_masks=False,
-            max_dets=max_dets, workers=workers, oracle=mode,
+            max_dets=max_dets, workers=workers, oracle=mode, client=client,
         )  # fmt: skip
         images = [
             dataclasses.replace(img, mask_iou=real.mask_iou)

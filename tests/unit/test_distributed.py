@@ -38,11 +38,11 @@ def client():
         yield c
 
 
-def _noisy_case(tmp_path: Path, n_images: int = 24):
+def _noisy_case(tmp_path: Path, n_images: int = 24, noise_seed: int = 3):
     """A GT file and the same predictions as challenge JSON and as a native .npz: boxes
     shifted, maps partly wrong, false positives, so every number is non-trivial."""
     gt_dict, dets = make_case(seed=7, n_images=n_images, points=40)
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(noise_seed)
     noisy = []
     for img, bbox, score, iuv in dets:
         iuv = iuv.copy()
@@ -54,6 +54,7 @@ def _noisy_case(tmp_path: Path, n_images: int = 24):
         if rng.random() < 0.5:  # a false positive near the person
             noisy.append((img, [bbox[0] + 20, bbox[1] + 10, 30.0, 40.0], 0.3, iuv[:, :40, :30]))
     gt, preds = records(gt_dict, noisy)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     gt_path = tmp_path / "gt.json"
     gt_path.write_text(json.dumps(gt_dict))
     paths = {}
@@ -63,9 +64,18 @@ def _noisy_case(tmp_path: Path, n_images: int = 24):
     return gt_path, paths
 
 
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """(gt path, model A paths by format, model B paths by format), written once."""
+    root = tmp_path_factory.mktemp("noisy")
+    gt_path, paths_a = _noisy_case(root / "a")
+    _, paths_b = _noisy_case(root / "b", noise_seed=4)
+    return gt_path, paths_a, paths_b
+
+
 @pytest.mark.parametrize("fmt", ["challenge-json", "dpeval-npz"])
-def test_score_on_cluster_is_byte_identical(client, tmp_path, open_template, fmt):
-    gt_path, paths = _noisy_case(tmp_path)
+def test_score_on_cluster_is_byte_identical(client, noisy, open_template, fmt):
+    gt_path, paths, _ = noisy
     solver = EuclideanSolver(open_template)
     opts = dict(template=open_template, solver=solver)
     local = dpeval.score(paths[fmt], gt_path, workers=1, **opts)
@@ -76,12 +86,12 @@ def test_score_on_cluster_is_byte_identical(client, tmp_path, open_template, fmt
     assert seen == sorted(seen) and seen[-1] == 24  # images done, growing
 
 
-def test_per_image_results_identical_and_in_order(client, tmp_path, open_template):
+def test_per_image_results_identical_and_in_order(client, noisy, open_template):
     """Small shards (many tasks finishing out of order) give the local results exactly."""
     from dpeval.metrics.images import ImageOptions, ImagePlan, run_images
     from dpeval.metrics.similarity import _gt_points, top_detections
 
-    gt_path, paths = _noisy_case(tmp_path, n_images=12)
+    gt_path, paths, _ = noisy
     p, g = dpeval.api._read(paths["dpeval-npz"], gt_path)
     tops = top_detections(p, 20)
     by_key: dict = {}
@@ -156,3 +166,53 @@ def test_core_import_does_not_import_dask():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def _tables(open_template, path, gt_path):
+    from dpeval.insight.analysis import score_tables
+
+    solver = EuclideanSolver(open_template)
+    return score_tables(path, gt_path, template=open_template, solver=solver, workers=1)[2]
+
+
+def test_bootstrap_on_cluster_same_intervals(client, noisy, open_template):
+    import pandas as pd
+
+    from dpeval.insight.bootstrap import bootstrap_metrics, compare_metrics
+
+    gt_path, paths, paths_b = noisy
+    ta = _tables(open_template, paths["challenge-json"], gt_path)
+    local = bootstrap_metrics(ta, resamples=203, seed=5)
+    remote = bootstrap_metrics(ta, resamples=203, seed=5, client=client)
+    pd.testing.assert_frame_equal(remote, local, check_exact=True)
+    assert (local["ci_high"] > local["ci_low"]).all()  # real intervals, not a constant
+    other = bootstrap_metrics(ta, resamples=203, seed=6, client=client)
+    assert not other["ci_low"].equals(local["ci_low"])  # the seed matters
+
+    tb = _tables(open_template, paths_b["challenge-json"], gt_path)
+    local = compare_metrics(ta, tb, resamples=150, seed=2)
+    remote = compare_metrics(ta, tb, resamples=150, seed=2, client=client)
+    pd.testing.assert_frame_equal(remote, local, check_exact=True)
+    assert (local["diff"] != 0).any()
+
+
+def test_cli_compare_scheduler_same_output(client, tmp_path, capsys, monkeypatch):
+    """``dpeval compare --scheduler`` prints what the local run prints (model B: the
+    shipped example with shuffled scores and two detections dropped). Geodesics run on
+    the client either way; a straight-line stand-in keeps this test fast."""
+    import dpeval.geodesic
+
+    monkeypatch.setattr(dpeval.geodesic, "GeodesicSolver", EuclideanSolver)
+    ex = REPO / "examples"
+    dets = json.loads((ex / "preds.json").read_text())
+    rng = np.random.default_rng(0)
+    for d in dets:
+        d["score"] = float(rng.random())
+    (tmp_path / "b.json").write_text(json.dumps(dets[2:]))
+    args = ["compare", str(ex / "preds.json"), str(tmp_path / "b.json"), str(ex / "gt.json")]
+    args += ["--resamples", "120", "--seed", "3"]
+    assert main(args) == 0
+    local = capsys.readouterr().out
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    assert capsys.readouterr().out == local
+    assert "+0.0000  [+0.0000, +0.0000]" not in local.splitlines()[2]  # B differs from A
