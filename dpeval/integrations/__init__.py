@@ -1,0 +1,1 @@
+"""Adapters for other frameworks (duck-typed: the frameworks themselves are never imported)."""
