@@ -91,3 +91,18 @@ def test_healthz_503_and_banner_when_the_worker_is_down(tmp_path):
     assert r.json["worker"]["last_exit"] == 1
     page = client.get("/").get_data(as_text=True)
     assert "Scoring is down:" in page and "&lt;now&gt;" in page  # escaped
+
+
+def test_upload_with_a_category_the_ground_truth_lacks_is_refused():
+    import json
+
+    from dpeval.errors import FormatError
+    from dpeval.formats import load_ground_truth
+    from dpeval.leaderboard.server import check_upload
+
+    gt = load_ground_truth(GT)
+    recs = json.loads((GT.parent / "preds.json").read_text())
+    recs[2]["category_id"] = 3
+    with pytest.raises(FormatError, match=r"record 2 .*category_id 3 is not a category"):
+        check_upload(json.dumps(recs).encode(), gt.images, gt.categories)
+    assert check_upload(json.dumps(recs[:2]).encode(), gt.images, gt.categories) == 2
