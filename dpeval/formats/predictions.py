@@ -311,7 +311,9 @@ def _challenge_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detec
     return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(png, shape, where))
 
 
-def _png_loader(data: str | bytes, shape: tuple[int, int, int], where: str) -> Callable[[], np.ndarray]:
+def _png_loader(
+    data: str | bytes, shape: tuple[int, int, int], where: str
+) -> Callable[[], np.ndarray]:
     return lambda: decode_iuv(data, shape, where=where)
 
 

@@ -68,7 +68,9 @@ def files(tmp_path_factory) -> dict[str, str]:
             a.pop(key, None)
     put("gt_no_dense.json", bad)
     text = json.dumps(gt["annotations"][0])
-    put("gt_dup_key.json", None, json.dumps(gt).replace(text, text[:-1] + ', "bbox": [0, 0, 1, 1]}'))
+    put(
+        "gt_dup_key.json", None, json.dumps(gt).replace(text, text[:-1] + ', "bbox": [0, 0, 1, 1]}')
+    )
     put("gt.pkl", None, pickle.dumps(gt, protocol=4))
     bad = copy.deepcopy(preds)
     bad[3]["category_id"] = 2
@@ -81,8 +83,14 @@ def files(tmp_path_factory) -> dict[str, str]:
                   uv_data=_corrupt_png_b64(20, 20))  # fmt: skip
     put("preds_corrupt_far.json", bad)
     put("preds_truncated.json", None, json.dumps(preds)[:5000])
-    put("gt_img1.json", {**gt, "images": [i for i in gt["images"] if i["id"] == 1],
-                         "annotations": [a for a in gt["annotations"] if a["image_id"] == 1]})
+    put(
+        "gt_img1.json",
+        {
+            **gt,
+            "images": [i for i in gt["images"] if i["id"] == 1],
+            "annotations": [a for a in gt["annotations"] if a["image_id"] == 1],
+        },
+    )
     put("preds_img1.json", [r for r in preds if r["image_id"] == 1])
     dense = d / "dense"
     dense.mkdir()
@@ -101,51 +109,169 @@ def files(tmp_path_factory) -> dict[str, str]:
 CASES: dict[str, tuple[list[str], str]] = {
     "no command": ([], r"dpeval: no subcommand given"),
     "score missing file": (["score", "{dir}/nope.json", "{gt.json}"], r"nope\.json"),
-    "score bad RLE": (["score", "{preds.json}", "{gt_bad_rle.json}"], r"dp_masks\[\d+\] is not a valid RLE"),
-    "score GT category": (["score", "{preds.json}", "{gt_bad_category.json}"], r"annotation 2 .*category_id 7"),
-    "score pred category": (["score", "{preds_category.json}", "{gt.json}"], r"record 3 .*category_id 2"),
-    "score duplicate key": (["score", "{preds.json}", "{gt_dup_key.json}"], r"annotations\[0\].*'bbox' appears more"),
-    "score GT pickle": (["score", "{preds.json}", "{gt.pkl}"], r"gt\.pkl: is a Python pickle, not JSON"),
-    "score corrupt far map": (["score", "{preds_corrupt_far.json}", "{gt.json}"], r"detection 0 .*truncated or corrupt"),
+    "score bad RLE": (
+        ["score", "{preds.json}", "{gt_bad_rle.json}"],
+        r"dp_masks\[\d+\] is not a valid RLE",
+    ),
+    "score GT category": (
+        ["score", "{preds.json}", "{gt_bad_category.json}"],
+        r"annotation 2 .*category_id 7",
+    ),
+    "score pred category": (
+        ["score", "{preds_category.json}", "{gt.json}"],
+        r"record 3 .*category_id 2",
+    ),
+    "score duplicate key": (
+        ["score", "{preds.json}", "{gt_dup_key.json}"],
+        r"annotations\[0\].*'bbox' appears more",
+    ),
+    "score GT pickle": (
+        ["score", "{preds.json}", "{gt.pkl}"],
+        r"gt\.pkl: is a Python pickle, not JSON",
+    ),
+    "score corrupt far map": (
+        ["score", "{preds_corrupt_far.json}", "{gt.json}"],
+        r"detection 0 .*truncated or corrupt",
+    ),
     "score truncated JSON": (["score", "{preds_truncated.json}", "{gt.json}"], r"looks truncated"),
-    "score unknown image": (["score", "{preds_unknown_image.json}", "{gt.json}"], r"--allow-unknown-images"),
-    "score no dense GT": (["score", "{preds.json}", "{gt_no_dense.json}"], r"none of its 14 annotation"),
+    "score unknown image": (
+        ["score", "{preds_unknown_image.json}", "{gt.json}"],
+        r"--allow-unknown-images",
+    ),
+    "score no dense GT": (
+        ["score", "{preds.json}", "{gt_no_dense.json}"],
+        r"none of its 14 annotation",
+    ),
     "score workers -3": (["score", "{preds.json}", "{gt.json}", "--workers", "-3"], r"--workers"),
     "score workers 0": (["score", "{preds.json}", "{gt.json}", "--workers", "0"], r"--workers"),
-    "score bad gate": (["score", "{preds.json}", "{gt.json}", "--fail-under", "AP"], r"METRIC\.STAT=VALUE"),
-    "score undefined gate": (["score", "{preds_img1.json}", "{gt_img1.json}", "-q", "--fail-under", "gps_perpart.APm=0.5"], r"APm.*undefined"),
-    "score dense for AP": (["score", "{dense}", "{gt.json}", "--metric", "gps"], r"use --metric points"),
-    "report dense": (["report", "{dense}", "{gt.json}", "-o", "{dir}/r"], r"dpeval score --metric points"),
+    "score bad gate": (
+        ["score", "{preds.json}", "{gt.json}", "--fail-under", "AP"],
+        r"METRIC\.STAT=VALUE",
+    ),
+    "score undefined gate": (
+        [
+            "score",
+            "{preds_img1.json}",
+            "{gt_img1.json}",
+            "-q",
+            "--fail-under",
+            "gps_perpart.APm=0.5",
+        ],
+        r"APm.*undefined",
+    ),
+    "score dense for AP": (
+        ["score", "{dense}", "{gt.json}", "--metric", "gps"],
+        r"use --metric points",
+    ),
+    "report dense": (
+        ["report", "{dense}", "{gt.json}", "-o", "{dir}/r"],
+        r"dpeval score --metric points",
+    ),
     "score bad metric": (["score", "{preds.json}", "{gt.json}", "--metric", "nope"], r"--metric"),
-    "report unknown image": (["report", "{preds_unknown_image.json}", "{gt.json}", "-o", "{dir}/r"], r"not in the ground truth"),
-    "report bad RLE": (["report", "{preds.json}", "{gt_bad_rle.json}", "-o", "{dir}/r"], r"not a valid RLE"),
-    "report workers 0": (["report", "{preds.json}", "{gt.json}", "-o", "{dir}/r", "--workers", "0"], r"--workers"),
-    "compare unknown image": (["compare", "{preds_unknown_image.json}", "{preds.json}", "{gt.json}"], r"not in the ground truth"),
-    "compare bad resamples": (["compare", "{preds.json}", "{preds.json}", "{gt.json}", "--resamples", "3"], r"--resamples"),
+    "report unknown image": (
+        ["report", "{preds_unknown_image.json}", "{gt.json}", "-o", "{dir}/r"],
+        r"not in the ground truth",
+    ),
+    "report bad RLE": (
+        ["report", "{preds.json}", "{gt_bad_rle.json}", "-o", "{dir}/r"],
+        r"not a valid RLE",
+    ),
+    "report workers 0": (
+        ["report", "{preds.json}", "{gt.json}", "-o", "{dir}/r", "--workers", "0"],
+        r"--workers",
+    ),
+    "compare unknown image": (
+        ["compare", "{preds_unknown_image.json}", "{preds.json}", "{gt.json}"],
+        r"not in the ground truth",
+    ),
+    "compare bad resamples": (
+        ["compare", "{preds.json}", "{preds.json}", "{gt.json}", "--resamples", "3"],
+        r"--resamples",
+    ),
     "convert bad suffix": (["convert", "{preds.json}", "{dir}/out.xyz"], r"--to NAME"),
     "convert missing": (["convert", "{dir}/nope.json", "{dir}/o.json"], r"nope\.json"),
     "validate nothing": (["validate"], r"nothing to check"),
     "validate empty dir": (["validate", "--predictions", "{empty}"], r"holds no predictions"),
-    "validate unknown image": (["validate", "--predictions", "{preds_unknown_image.json}", "--gt", "{gt.json}"], r"not in the ground truth"),
-    "validate pred category": (["validate", "--predictions", "{preds_category.json}", "--gt", "{gt.json}"], r"category_id 2"),
+    "validate unknown image": (
+        ["validate", "--predictions", "{preds_unknown_image.json}", "--gt", "{gt.json}"],
+        r"not in the ground truth",
+    ),
+    "validate pred category": (
+        ["validate", "--predictions", "{preds_category.json}", "--gt", "{gt.json}"],
+        r"category_id 2",
+    ),
     "validate bad RLE": (["validate", "--gt", "{gt_bad_rle.json}"], r"not a valid RLE"),
-    "validate duplicate key": (["validate", "--gt", "{gt_dup_key.json}"], r"appears more than once"),
-    "validate corrupt far map": (["validate", "--predictions", "{preds_corrupt_far.json}"], r"truncated or corrupt"),
+    "validate duplicate key": (
+        ["validate", "--gt", "{gt_dup_key.json}"],
+        r"appears more than once",
+    ),
+    "validate corrupt far map": (
+        ["validate", "--predictions", "{preds_corrupt_far.json}"],
+        r"truncated or corrupt",
+    ),
     "synth no images": (["synth", "{dir}/s", "--images", "0"], r"--images"),
     "synth bad size": (["synth", "{dir}/s", "--size", "big"], r"--size 'big'"),
     "template no action": (["template"], r"no subcommand"),
     "template missing": (["template", "info", "{dir}/nope"], r"nope"),
     "leaderboard no action": (["leaderboard"], r"no subcommand"),
-    "submit bad RLE": (["leaderboard", "submit", "{preds.json}", "--gt", "{gt_bad_rle.json}", "--name", "m", "--store", "{lb}"], r"not a valid RLE"),
-    "submit pred category": (["leaderboard", "submit", "{preds_category.json}", "--gt", "{gt.json}", "--name", "m", "--store", "{lb}"], r"category_id 2"),
-    "submit unknown image": (["leaderboard", "submit", "{preds_unknown_image.json}", "--gt", "{gt.json}", "--name", "m", "--store", "{lb}"], r"absent from the ground"),
+    "submit bad RLE": (
+        [
+            "leaderboard",
+            "submit",
+            "{preds.json}",
+            "--gt",
+            "{gt_bad_rle.json}",
+            "--name",
+            "m",
+            "--store",
+            "{lb}",
+        ],
+        r"not a valid RLE",
+    ),
+    "submit pred category": (
+        [
+            "leaderboard",
+            "submit",
+            "{preds_category.json}",
+            "--gt",
+            "{gt.json}",
+            "--name",
+            "m",
+            "--store",
+            "{lb}",
+        ],
+        r"category_id 2",
+    ),
+    "submit unknown image": (
+        [
+            "leaderboard",
+            "submit",
+            "{preds_unknown_image.json}",
+            "--gt",
+            "{gt.json}",
+            "--name",
+            "m",
+            "--store",
+            "{lb}",
+        ],
+        r"absent from the ground",
+    ),
     "submit no name": (["leaderboard", "submit", "{preds.json}", "--gt", "{gt.json}"], r"--name"),
     "show bad metric": (["leaderboard", "show", "--store", "{lb}", "--metric", "x"], r"--metric"),
-    "render bad metric": (["leaderboard", "render", "--store", "{lb}", "--metric", "x"], r"--metric"),
-    "serve bad GT": (["leaderboard", "serve", "--gt", "{gt_bad_rle.json}", "--store", "{lb}"], r"not a valid RLE"),
+    "render bad metric": (
+        ["leaderboard", "render", "--store", "{lb}", "--metric", "x"],
+        r"--metric",
+    ),
+    "serve bad GT": (
+        ["leaderboard", "serve", "--gt", "{gt_bad_rle.json}", "--store", "{lb}"],
+        r"not a valid RLE",
+    ),
     "admin no action": (["leaderboard", "admin"], r"no subcommand"),
-    "cse demo missing GT": (["cse", "demo", "{dir}/nope.json", "{dir}/o.npz", "--embeddings-out", "{dir}/e.npz"], r"nope\.json"),
-}  # fmt: skip
+    "cse demo missing GT": (
+        ["cse", "demo", "{dir}/nope.json", "{dir}/o.npz", "--embeddings-out", "{dir}/e.npz"],
+        r"nope\.json",
+    ),
+}
 
 
 def _fill(argv: list[str], files: dict[str, str]) -> list[str]:

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("flask")
 
-from dpeval.leaderboard.db import Database, default_db_path  # noqa: E402
-from dpeval.leaderboard.server import create_app  # noqa: E402
-from dpeval.leaderboard.worker import Supervisor, worker_command  # noqa: E402
+from dpeval.leaderboard.db import Database, default_db_path
+from dpeval.leaderboard.server import create_app
+from dpeval.leaderboard.worker import Supervisor, worker_command
 
 GT = Path(__file__).resolve().parents[2] / "examples" / "gt.json"
 
