@@ -171,6 +171,7 @@ def generate_dataset(
     config: SynthConfig | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    client: Any = None,
 ) -> Path:
     """Write a synthetic DensePose-COCO split.
 
@@ -186,6 +187,12 @@ def generate_dataset(
         Processes rendering in parallel (the output does not depend on it).
     progress : callable, optional
         Called with the number of images finished since the last call.
+    client : dask.distributed.Client, optional
+        Render contiguous shards of images as tasks on this cluster
+        (:func:`dpeval.distributed.render_synth`; ``workers`` is ignored). The workers
+        write the images into ``out_dir``, which must be a path every worker can write
+        (a shared file system); the JSON is written once, here. Same bytes as a local
+        run.
 
     Returns
     -------
@@ -211,7 +218,11 @@ def generate_dataset(
         target.unlink()  # the old index must not outlive the images it describes
     jobs = [(i, int(seed), split, cfg, str(root)) for i in range(n_images)]
     results: list[tuple[int, dict, list[dict]]] = []
-    if workers == 1:
+    if client is not None:
+        from ..distributed import render_synth
+
+        results = render_synth(client, jobs, progress=progress)
+    elif workers == 1:
         for job in jobs:
             results.append(_work(job))
             if progress:
