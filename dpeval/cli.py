@@ -1,7 +1,8 @@
 """Command line: ``dpeval`` (thin layer over the API; the only module that prints).
 
-Exit codes: 0 success, 1 a ``--fail-under`` gate missed, 2 bad input (one-line message;
-the traceback only with ``--debug``).
+Exit codes: 0 success, 1 a ``--fail-under`` gate missed, 2 bad input (one line on stderr,
+``dpeval: error: <file>: <record>: <what>; <fix>``, also for usage errors), 3 an internal
+error (a bug: one line too). Tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
