@@ -29,7 +29,8 @@ What stays below 1, and why (the IoU ceiling, see the README's scoring section):
   outside the box for both protocols: the evaluator counts it as a miss.
 
 GPS and GPSm AP are 1 as long as every person's GPS (and GPSm) stays above the highest
-threshold, 0.95; the exact per-person numbers are in ``Summary`` like any run.
+threshold, 0.95: true on ``examples/gt.json``, not on small people whose points crowd
+onto shared pixels (``tests/data/official_golden``: 416 of 9556 points, GPS AP 0.926).
 """
 
 from __future__ import annotations
