@@ -120,9 +120,6 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
         ),
         "exact duplicate detections (same image, box and score)": dups,
         "boxes reaching outside their image": outside,
-        "zero-area boxes (w or h = 0; scored as false positives, as officially)": sum(
-            1 for d in dets if d.bbox[2] == 0 or d.bbox[3] == 0
-        ),
     }
     counts = {k: int(v) for k, v in counts.items() if v}
     for msg, n in counts.items():
