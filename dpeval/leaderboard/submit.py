@@ -71,7 +71,7 @@ def check_predictions(p: Predictions, g: GroundTruth, *, max_dets: int = 20) -> 
     FormatError
         Image-level dense maps, predictions on images absent from the GT or with a
         category it does not have, empty predictions, or maps larger than their image
-        (zero-area boxes are counted, not refused: the official evaluator scores them).
+        (zero-area boxes are accepted, as the official evaluator scores them; the reader warns).
     """
     if p.kind != "instances":
         raise FormatError(
