@@ -116,6 +116,9 @@ class ScoringWorker:
         Bootstrap resamples of the intervals.
     max_attempts : int
         Claims of one job before it is marked failed.
+    scheduler : str, optional
+        Score on this Dask cluster (:mod:`dpeval.leaderboard.pool`), one job per Dask
+        worker at a time; this process still claims, writes and finishes every job.
     """
 
     def __init__(
@@ -128,7 +131,9 @@ class ScoringWorker:
         resamples: int = DEFAULT_RESAMPLES,
         template: str = "open",
         max_attempts: int = 3,
+        scheduler: str | None = None,
     ) -> None:
+        self.scheduler = scheduler
         self.store = Path(store)
         self.gt_path = Path(gt)
         self.db = Database(db_path or default_db_path(store))
@@ -185,10 +190,14 @@ class ScoringWorker:
         if job.attempts == 1 and spec.partition(":")[0] == phase:
             time.sleep(float(spec.partition(":")[2] or 60))
 
-    def score(self, job: Submission) -> None:
-        """Score one claimed job and mark it done or failed (never raises on bad input)."""
+    def score(self, job: Submission, build: Any = None) -> None:
+        """Score one claimed job and mark it done or failed (never raises on bad input).
+
+        ``build`` replaces :func:`~dpeval.leaderboard.submit.build_entry` (the Dask pool
+        runs it on a cluster worker)."""
         from .submit import build_entry
 
+        build = build or build_entry
         self._pause("after-claim", job)
         found = find_entry(self.store, self.db.instance, job.id)
         if found:
@@ -199,7 +208,7 @@ class ScoringWorker:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DpevalWarning)
-                entry = build_entry(
+                entry = build(
                     str(upload),
                     self.ground_truth(),
                     name=job.name,
@@ -233,8 +242,16 @@ class ScoringWorker:
     def run(self, *, once: bool = False, poll_s: float = 1.0, parent_pid: int | None = None):
         """Loop: claim -> score. ``once``: stop when the queue is empty.
 
-        ``parent_pid``: exit when the supervising process is gone.
+        ``parent_pid``: exit when the supervising process is gone. With a
+        ``scheduler``, jobs are scored on the Dask cluster (:class:`~.pool.PoolScorer`).
         """
+        if self.scheduler:
+            from ..distributed import open_client
+            from .pool import PoolScorer
+
+            with open_client(self.scheduler) as client:
+                pool = PoolScorer(self, client)
+                return pool.run(once=once, poll_s=poll_s, parent_pid=parent_pid)
         while True:
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("supervisor %s is gone; worker exits", parent_pid)
@@ -365,6 +382,7 @@ def worker_command(
     *,
     split: str = DEFAULT_SPLIT,
     resamples: int = DEFAULT_RESAMPLES,
+    scheduler: str | None = None,
 ) -> tuple[list[str], str, dict[str, str]]:
     """The worker's command line, working directory and environment.
 
@@ -381,15 +399,15 @@ def worker_command(
     cwd = Path(db_file).resolve().parent
     cwd.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     command = [
         sys.executable, "-m", "dpeval.leaderboard.worker",
         "--store", str(Path(store).resolve()), "--gt", str(Path(gt).resolve()),
         "--db", str(Path(db_file).resolve()), "--split", split,
         "--resamples", str(resamples), "--parent-pid", str(os.getpid()),
     ]  # fmt: skip
+    if scheduler:
+        command += ["--scheduler", scheduler]
     return command, str(cwd), env
 
 
@@ -407,11 +425,13 @@ def serve(
     threads: int = 4,
     job_timeout_s: float = 3600.0,
     on_ready: Any = None,
+    scheduler: str | None = None,
 ) -> None:
     """Serve the app with waitress and supervise one scoring worker until SIGTERM/SIGINT.
 
     ``on_ready(host, port)`` is called once the socket listens (``port=0`` picks a free
-    one). Both signals stop the web server and then the worker.
+    one). Both signals stop the web server and then the worker. ``scheduler``: the
+    worker scores on that Dask cluster (:mod:`dpeval.leaderboard.pool`).
     """
     import signal
 
@@ -431,8 +451,9 @@ def serve(
         ident="dpeval",
     )
     command, cwd, env = worker_command(
-        store, gt, db_file, split=split, resamples=resamples or DEFAULT_RESAMPLES
-    )
+        store, gt, db_file, split=split, resamples=resamples or DEFAULT_RESAMPLES,
+        scheduler=scheduler,
+    )  # fmt: skip
     supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s, cwd=cwd, env=env)
     app.extensions["dpeval"].supervisor = supervisor
 
@@ -466,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--once", action="store_true", help="exit when the queue is empty")
     ap.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     ap.add_argument("--nice", type=int, default=10)
+    ap.add_argument("--scheduler", help="score on this Dask cluster (address or local:N)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dpeval worker: %(levelname)s: %(message)s")
     with contextlib.suppress(OSError):
@@ -479,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             resamples=args.resamples,
             template=args.template,
             max_attempts=args.max_attempts,
+            scheduler=args.scheduler,
         )
     except DpevalError as exc:
         log.error("%s", exc)
