@@ -82,20 +82,31 @@ def _window_dist(x, y, sig, lb, lx, ly, rb, rx, ry, px, py):
 @njit(cache=True, inline="always")
 def _corner_dist(f, i, state, link, corners):
     """Distance to corner ``i`` of face ``f`` through the face's window (around the
-    cone bound when the corner lies outside the cone)."""
-    return _window_dist(
-        state[f, 0],
-        state[f, 1],
-        state[f, 2],
-        (link[f, 3] & 1) != 0,
-        state[f, 4],
-        state[f, 5],
-        (link[f, 3] & 2) != 0,
-        state[f, 6],
-        state[f, 7],
-        corners[f, i, 0],
-        corners[f, i, 1],
-    )
+    cone bound when the corner lies outside the cone).
+
+    :func:`_window_dist` for a stored window, reading the bounds only when they exist
+    (the early stop calls it for every target, often).
+    """
+    x = state[f, 0]
+    y = state[f, 1]
+    sig = state[f, 2]
+    px = corners[f, i, 0]
+    py = corners[f, i, 1]
+    if (link[f, 3] & 1) != 0:
+        lx = state[f, 4]
+        ly = state[f, 5]
+        if _cross(lx - x, ly - y, px - x, py - y) > 0.0:
+            return (
+                sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+            )
+    if (link[f, 3] & 2) != 0:
+        rx = state[f, 6]
+        ry = state[f, 7]
+        if _cross(px - x, py - y, rx - x, ry - y) > 0.0:
+            return (
+                sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
+            )
+    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
 
 
 @njit(cache=True, inline="always")
@@ -430,12 +441,20 @@ def _vertex_distances(faces, corners, state, link, out):
     for f in range(faces.shape[0]):
         if state[f, 3] == np.inf:
             continue
+        x = state[f, 0]
+        y = state[f, 1]
         sig = state[f, 2]
+        lb = (link[f, 3] & 1) != 0
+        rb = (link[f, 3] & 2) != 0
+        lx = state[f, 4]
+        ly = state[f, 5]
+        rx = state[f, 6]
+        ry = state[f, 7]
         for i in range(3):
             v = faces[f, i]
             if sig >= out[v]:
                 continue
-            dd = _corner_dist(f, i, state, link, corners)
+            dd = _window_dist(x, y, sig, lb, lx, ly, rb, rx, ry, corners[f, i, 0], corners[f, i, 1])
             if dd < out[v]:
                 out[v] = dd
 
