@@ -150,6 +150,12 @@ def _add_serve_parser(sub: Any) -> None:
     )
     vp.add_argument("--threads", type=_positive, default=4, help="web threads (default 4)")
     vp.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local:N",
+        help="score on a Dask cluster, one job per Dask worker at a time (needs "
+        "dask[distributed]; the store must be readable by every Dask worker)",
+    )
+    vp.add_argument(
         "--job-timeout",
         type=_positive,
         default=3600,
@@ -284,6 +290,7 @@ def run_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         job_timeout_s=args.job_timeout,
         on_ready=ready,
+        scheduler=args.scheduler,
     )
     return 0
 

@@ -247,3 +247,72 @@ def test_synth_on_cluster_same_bytes(client, tmp_path):
     args += ["--split", "val", "-q"]
     assert main([*args, str(tmp_path / "cli"), "--scheduler", client.scheduler.address]) == 0
     assert _hashes(tmp_path / "cli") == local
+
+
+def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path, monkeypatch):
+    """Jobs scored on the cluster: a Dask worker killed mid-job -> the job is rerun on
+    another worker and scored once (one entry, one claim); a broken upload fails with
+    a clean one-line message; the remote entry equals the local worker's."""
+    import hashlib
+    import os
+    import signal
+    import threading
+    import time
+
+    from dpeval.leaderboard.db import Database, default_db_path, uploads_dir
+    from dpeval.leaderboard.pool import REMOTE_PAUSE_PREFIX, PoolScorer
+    from dpeval.leaderboard.worker import TEST_PAUSE_ENV, ScoringWorker
+
+    store = tmp_path / "lb"
+    db = Database(default_db_path(store))
+    team_id, _ = db.add_team("gamma")
+    dets = json.loads((REPO / "examples" / "preds.json").read_bytes())
+    good = json.dumps([d for d in dets if d["image_id"] == dets[0]["image_id"]]).encode()
+    broken = json.loads(good)
+    broken[0]["uv_shape"] = [3, 5, 5]  # the PNG is not 5x5: the reader says so
+    uploads = {"Good": good, "Broken": json.dumps(broken).encode()}
+    ids = {}
+    for name, data in uploads.items():
+
+        def place(sub_id: int, data=data) -> str:
+            uploads_dir(store).mkdir(parents=True, exist_ok=True)
+            (uploads_dir(store) / f"{sub_id}.json").write_bytes(data)
+            return f"{sub_id}.json"
+
+        ids[name] = db.add_submission(
+            team_id, {"name": name}, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            place_file=place, per_team=10, queue_cap=10,
+        )  # fmt: skip
+    marker = tmp_path / f"{ids['Good']}.json.pid"  # pause the good job's first run
+    monkeypatch.setenv(TEST_PAUSE_ENV, f"{REMOTE_PAUSE_PREFIX}{marker}:60")
+    worker = ScoringWorker(store, REPO / "examples" / "gt.json", resamples=10)
+    pool = PoolScorer(worker, client)
+    assert pool.slots == 2
+    runner = threading.Thread(target=pool.run, kwargs={"once": True, "poll_s": 0.1})
+    runner.start()
+    end = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < end:
+        time.sleep(0.1)
+    killed = int(marker.read_text())
+    os.kill(killed, signal.SIGKILL)  # the Dask worker running the good job
+    runner.join(240)
+    assert killed not in client.run(os.getpid).values()  # a fresh worker replaced it
+    assert not runner.is_alive()
+    good_row, broken_row = db.get(ids["Good"]), db.get(ids["Broken"])
+    assert (good_row.state, good_row.attempts) == ("done", 1)  # one claim, rerun by Dask
+    assert (broken_row.state, broken_row.attempts) == ("failed", 1)
+    assert "\n" not in broken_row.error and str(tmp_path) not in broken_row.error
+    entries = [p for p in (store / "entries").glob("*.json") if not p.name.startswith(".")]
+    assert len(entries) == 1
+    remote = json.loads(entries[0].read_text())
+    assert remote["server"]["submission_id"] == ids["Good"]
+
+    # the same upload scored by the local worker gives the same numbers
+    monkeypatch.delenv(TEST_PAUSE_ENV)
+    db.requeue(ids["Good"])
+    (entries[0]).unlink()
+    worker.run(once=True)
+    (local_path,) = [p for p in (store / "entries").glob("*.json") if p.name[0] != "."]
+    local = json.loads(local_path.read_text())
+    for key in ("score", "intervals", "inputs"):
+        assert local[key] == remote[key], key

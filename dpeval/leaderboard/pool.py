@@ -1,0 +1,131 @@
+"""Leaderboard scoring on a Dask cluster (``dpeval leaderboard serve --scheduler ADDRESS``).
+
+In: a :class:`~dpeval.leaderboard.worker.ScoringWorker` (the one process that claims
+jobs from the server database) and a ``dask.distributed`` scheduler. Out: the same
+entries and database states as the single local worker, with up to one job per Dask
+worker scored at a time.
+
+What stays and what moves:
+
+- The scoring worker process (started and restarted by the server's supervisor, holding
+  the single-worker lock) still claims every job, adopts entries left by a dead
+  predecessor, writes every entry and marks every job done or failed; only
+  :func:`~dpeval.leaderboard.submit.build_entry` (reading the upload, scoring, the
+  bootstrap) runs on a Dask worker. So queue order, rate limits, the queue cap, the
+  time limit (the supervisor kills the scoring worker, whose Dask futures are then
+  cancelled, and the restarted worker requeues the job) and "scored once" (one entry
+  per submission, written here) are unchanged.
+- A job whose Dask worker dies mid-job is rerun on another worker by the scheduler
+  (the job is requeued within the same claim; no entry was written by the lost run).
+  A job that keeps killing workers (more than the scheduler's ``allowed-failures``,
+  3 by default) is marked failed.
+- The hidden ground truth is loaded once here and shipped once to every Dask worker
+  (``scatter(broadcast=True)``); uploads are read by the Dask workers from
+  ``<store>/.server/uploads``, so the store must be on a path every worker can read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any
+
+from ..errors import DpevalWarning, StateError
+
+__all__ = ["PoolScorer"]
+
+log = logging.getLogger(__name__)
+
+REMOTE_PAUSE_PREFIX = "on-dask-worker:"
+"""Test hook: ``DPEVAL_WORKER_TEST_PAUSE=on-dask-worker:DIR/<upload name>.pid:SECONDS``
+makes the first remote run of that upload write its pid to the marker file and sleep
+(a test kills that Dask worker)."""
+
+
+def _remote_build(upload: str, gt: Any, kwargs: dict[str, Any], pause: str) -> dict:
+    """Runs on a Dask worker: :func:`~dpeval.leaderboard.submit.build_entry`."""
+    from .submit import build_entry
+
+    marker, _, seconds = pause.rpartition(":")
+    if pause and os.path.basename(marker).startswith(os.path.basename(upload) + "."):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # not the first run
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            time.sleep(float(seconds))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DpevalWarning)
+        return build_entry(upload, gt, **kwargs)
+
+
+class PoolScorer:
+    """Runs a scoring worker's jobs on a Dask cluster, one per Dask worker at a time.
+
+    Parameters
+    ----------
+    worker : ScoringWorker
+    client : distributed.Client
+    slots : int, optional
+        Jobs in flight (default: the number of Dask workers when started).
+    """
+
+    def __init__(self, worker: Any, client: Any, slots: int | None = None) -> None:
+        from ..distributed import n_workers
+
+        self.worker = worker
+        self.client = client
+        self.slots = slots or n_workers(client)
+        self._gt = client.scatter(worker.ground_truth(), broadcast=True, hash=False)
+
+    def build(self, upload: str, gt: Any, **kwargs: Any) -> dict:
+        """Drop-in for ``build_entry`` inside ``ScoringWorker.score``: the same call on a
+        Dask worker (``gt`` is the scattered copy)."""
+        from distributed import KilledWorker
+
+        from .worker import TEST_PAUSE_ENV
+
+        spec = os.environ.get(TEST_PAUSE_ENV, "")
+        pause = spec[len(REMOTE_PAUSE_PREFIX) :] if spec.startswith(REMOTE_PAUSE_PREFIX) else ""
+        fut = self.client.submit(_remote_build, upload, self._gt, kwargs, pause, pure=False)
+        try:
+            return fut.result()
+        except KilledWorker:
+            raise StateError(
+                "scoring this upload killed every Dask worker that tried it; contact the organisers"
+            ) from None
+        finally:
+            fut.release()
+
+    def run(self, *, once: bool = False, poll_s: float = 1.0, parent_pid: int | None = None):
+        """Loop: claim while a slot is free, score on the cluster. ``once``: stop when
+        the queue is empty and nothing is in flight."""
+        worker = self.worker
+        running: set[Any] = set()
+        with ThreadPoolExecutor(self.slots, thread_name_prefix="dpeval-pool") as pool:
+            while True:
+                if parent_pid is not None and os.getppid() != parent_pid:
+                    log.warning("supervisor %s is gone; worker exits", parent_pid)
+                    for f in running:
+                        f.cancel()
+                    return
+                job = None
+                if len(running) < self.slots:
+                    job = worker.db.claim_next(os.getpid(), worker.max_attempts)
+                if job is not None:
+                    running.add(pool.submit(worker.score, job, self.build))
+                    continue
+                if not running and once:
+                    return
+                if running:
+                    done, _ = wait(running, timeout=poll_s, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        running.discard(f)
+                        f.result()  # score() handles bad input; anything else is a bug
+                else:
+                    time.sleep(poll_s)
