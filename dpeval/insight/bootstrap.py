@@ -8,7 +8,8 @@ the same ground truth the paired difference B - A with its interval and a p-valu
 The resampling unit is the image (COCO images are the independent draws; points and
 people of one image are correlated). Nothing is recomputed per resample: the matching
 of every mode is done once, then each resample only re-weights the images (an image
-drawn k times counts k times) in a score-sorted cumulative sum (a Numba kernel), and
+drawn k times counts k times) in a score-sorted cumulative sum (the Numba kernel
+:func:`dpeval.insight._kernels.weighted_ap`, twin in :mod:`dpeval.insight._reference`), and
 the pointwise AUCs are ratios of per-image sums. The number of resamples defaults to
 :data:`DEFAULT_RESAMPLES` (1000), enough for 95% percentile intervals whose end points
 move by well under one tenth of their width between seeds.
@@ -23,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from ..formats.model import GroundTruth, Predictions
 from ..metrics.coco import DensePoseEval
 from ..metrics.similarity import Similarities
 from ..params import EvalParams
+from ._kernels import weighted_ap
 
 __all__ = [
     "AP_MODES",
@@ -198,54 +199,6 @@ class _NoTemplate:
     """Stand-in template: matching precomputed similarities needs none."""
 
 
-@numba.njit(cache=True)
-def _weighted_ap(det_image, tp, fp, gt_per_image, weights, rec_thrs):
-    """COCO AP (mean over thresholds of 101-point interpolated precision) with image
-    weights.
-
-    det_image : (D,) int64; tp, fp : (T, D) uint8; gt_per_image : (I,) float64;
-    weights : (B, I) float64; rec_thrs : (R,) float64. Returns (B,) float64, NaN where
-    the resample has no non-ignored GT.
-    """
-    n_b = weights.shape[0]
-    n_t, n_d = tp.shape
-    n_r = rec_thrs.shape[0]
-    out = np.empty(n_b)
-    rc = np.empty(n_d)
-    pr = np.empty(n_d)
-    for b in range(n_b):
-        w = weights[b]
-        npig = 0.0
-        for i in range(gt_per_image.shape[0]):
-            npig += w[i] * gt_per_image[i]
-        if npig == 0:
-            out[b] = np.nan
-            continue
-        total = 0.0
-        for t in range(n_t):
-            tps = 0.0
-            fps = 0.0
-            for k in range(n_d):
-                wk = w[det_image[k]]
-                tps += wk * tp[t, k]
-                fps += wk * fp[t, k]
-                rc[k] = tps / npig
-                pr[k] = tps / (tps + fps + 2.220446049250313e-16)
-            for k in range(n_d - 2, -1, -1):
-                if pr[k + 1] > pr[k]:
-                    pr[k] = pr[k + 1]
-            k = 0
-            s = 0.0
-            for r in range(n_r):
-                while k < n_d and rc[k] < rec_thrs[r]:
-                    k += 1
-                if k < n_d:
-                    s += pr[k]
-            total += s / n_r
-        out[b] = total / n_t
-    return out
-
-
 def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
     """(B, I) float64 image multiplicities of ``resamples`` draws with replacement; row
     0 is **not** the original sample (every row is a resample)."""
@@ -274,7 +227,7 @@ def _ap_values(tables: MetricTables, weights: np.ndarray) -> dict[str, np.ndarra
             continue
         vals = np.stack(
             [
-                _weighted_ap(t.det_image, t.tp, t.fp, t.gt_per_image, weights, tables.rec_thrs)
+                weighted_ap(t.det_image, t.tp, t.fp, t.gt_per_image, weights, tables.rec_thrs)
                 for t in per_cat
             ]
         )

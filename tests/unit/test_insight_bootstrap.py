@@ -9,9 +9,10 @@ import pytest
 from _cases import EuclideanSolver
 
 from dpeval.formats import load_ground_truth, load_predictions
+from dpeval.insight import _reference
+from dpeval.insight._kernels import weighted_ap
 from dpeval.insight.bootstrap import (
     MetricTables,
-    _weighted_ap,
     bootstrap_metrics,
     build_tables,
     compare_metrics,
@@ -68,6 +69,34 @@ def _random_matches(rng, n_images, n_thr=10):
     return matches
 
 
+def test_weighted_ap_kernel_equals_its_accumulate_twin():
+    """Kernel vs the NumPy accumulate steps: integer, fractional and zero weights,
+    no detections, resamples without GT (NaN)."""
+    rng = np.random.default_rng(11)
+    rec = EvalParams().rec_thrs
+    for trial in range(30):
+        n_img, n_det, n_thr = int(rng.integers(1, 9)), int(rng.integers(0, 40)), 10
+        det_image = rng.integers(0, n_img, n_det).astype(np.int64)
+        matched = rng.random((n_thr, n_det)) < np.linspace(0.9, 0.2, n_thr)[:, None]
+        ignored = rng.random((n_thr, n_det)) < 0.15
+        tp = np.ascontiguousarray(matched & ~ignored, dtype=np.uint8)
+        fp = np.ascontiguousarray(~matched & ~ignored, dtype=np.uint8)
+        gt = rng.integers(0, 4, n_img).astype(np.float64)
+        weights = np.vstack(
+            [
+                resample_weights(n_img, 4, trial),
+                rng.integers(0, 3, (4, n_img)),
+                rng.random((3, n_img)),
+                np.zeros((1, n_img)),
+            ]
+        ).astype(np.float64)
+        got = weighted_ap(det_image, tp, fp, gt, weights, rec)
+        ref = _reference.weighted_ap(det_image, tp, fp, gt, weights, rec)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref), err_msg=str(trial))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12, err_msg=str(trial))
+        assert np.isnan(got[-1])  # the all-zero row has no GT
+
+
 def test_weighted_ap_equals_accumulate_on_the_replicated_data():
     """A resample weight k must act exactly like k copies of the image."""
     rng = np.random.default_rng(5)
@@ -92,7 +121,7 @@ def test_weighted_ap_equals_accumulate_on_the_replicated_data():
         dtm = np.concatenate([matches[(i, 1, 0)].dt_matched for i in range(n)], axis=1)[:, order]
         dtig = np.concatenate([matches[(i, 1, 0)].dt_ignore for i in range(n)], axis=1)[:, order]
         npig = np.array([(~matches[(i, 1, 0)].gt_ignore).sum() for i in range(n)], dtype=float)
-        got = _weighted_ap(
+        got = weighted_ap(
             det_image.astype(np.int64),
             np.ascontiguousarray(dtm & ~dtig, dtype=np.uint8),
             np.ascontiguousarray(~dtm & ~dtig, dtype=np.uint8),
