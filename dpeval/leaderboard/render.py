@@ -8,13 +8,12 @@ entry is HTML-escaped, and links are only emitted for http(s) URLs.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from .._io import write_atomic
 from .rank import DEFAULT_METRIC, METRICS, NOT_SIGNIFICANT_MARK, RankedGroup, rank
 from .store import Entry, read_entries
 
@@ -213,18 +212,6 @@ def render_html(groups: list[RankedGroup]) -> str:
     )
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # the rendered pages are derived data: replacing is intended
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def render_store(store: str | os.PathLike[str], metric: str = DEFAULT_METRIC) -> tuple[Path, Path]:
     """Read, validate and rank every entry; write ``README.md`` and ``index.html``.
 
@@ -246,6 +233,6 @@ def render_store(store: str | os.PathLike[str], metric: str = DEFAULT_METRIC) ->
     root = Path(store)
     root.mkdir(parents=True, exist_ok=True)
     md, page = root / "README.md", root / "index.html"
-    _write_text(md, render_markdown(groups))
-    _write_text(page, render_html(groups))
+    write_atomic(md, render_markdown(groups))  # derived data: replacing is intended
+    write_atomic(page, render_html(groups))
     return md, page

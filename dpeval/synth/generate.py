@@ -9,16 +9,15 @@ In: an output directory, a split name, an image count and a seed. Out, under
 
 Every image draws from its own generator seeded by (seed, split, index), so the output
 is byte-identical on re-runs and does not depend on the number of workers. Files are
-written to temporary names and moved into place with ``os.replace``; the JSON is
-removed first and written last, so an interrupted run never leaves a JSON that points
-at missing images.
+written to temporary names and moved into place with ``os.replace``
+(:func:`dpeval._io.write_atomic`); the JSON is removed first and written last, so an
+interrupted run never leaves a JSON that points at missing images.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import write_atomic
 from .._typing import PathLike
 from ..errors import ParamsError
 from .annotate import AnnotateConfig, add_cse_fields, annotate_frame
@@ -141,19 +141,12 @@ def render_sample(index: int, seed: int, split: str, cfg: SynthConfig) -> Sample
     )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def _work(job: tuple[int, int, str, SynthConfig, str]) -> tuple[int, dict, list[dict]]:
     index, seed, split, cfg, root = job
     s = render_sample(index, seed, split, cfg)
     base = Path(root)
-    _atomic_write(base / "images" / split / s.image["file_name"], s.image_bytes)
-    _atomic_write(base / "iuv" / split / s.image["iuv_file_name"], s.iuv_bytes)
+    write_atomic(base / "images" / split / s.image["file_name"], s.image_bytes)
+    write_atomic(base / "iuv" / split / s.image["iuv_file_name"], s.iuv_bytes)
     return index, s.image, s.annotations
 
 
@@ -238,7 +231,7 @@ def generate_dataset(
                 if progress:
                     progress(1)
     doc = _document(results, split, seed, cfg)
-    _atomic_write(target, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+    write_atomic(target, json.dumps(doc, separators=(",", ":")))
     log.info("wrote %s (%d images)", target, n_images)
     return target
 
