@@ -125,7 +125,7 @@ def normalize_embeddings(e: np.ndarray) -> np.ndarray:
 
 
 def nearest_vertices(
-    pix: np.ndarray, verts: np.ndarray, *, method: str = "blas", chunk: int = _CHUNK
+    pix: np.ndarray, verts: np.ndarray, *, method: str = "auto", chunk: int = _CHUNK
 ) -> np.ndarray:
     """Nearest vertex embedding of each pixel embedding.
 
@@ -135,12 +135,15 @@ def nearest_vertices(
         Pixel embeddings (not normalised).
     verts : (V, D) float
         Vertex embeddings (normalised by the caller).
-    method : {"blas", "numba"}
+    method : {"auto", "blas", "kdtree", "numba"}
         ``"blas"``: float32 ``|e|^2 - 2 p.e`` screens in chunks of ``chunk`` queries,
         then the exact float64 distance among the candidates within the screen's
-        rounding bound (numba, parallel over queries); ``"numba"``: exact float64
-        brute force with partial-distance early exit. Both give the vertex with the
-        smallest ``sum((p - e)^2)`` in float64, ties to the lowest index.
+        rounding bound (numba, parallel over queries); ``"kdtree"``: a k-d tree on the
+        pixel directions with an exact window (:func:`_nearest_kdtree`); ``"numba"``:
+        exact float64 brute force with partial-distance early exit; ``"auto"``
+        (default) times ``kdtree`` and ``blas`` on a sample and runs the faster. All
+        give the vertex with the smallest ``sum((p - e)^2)`` in float64, ties to the
+        lowest index.
 
     Returns
     -------
@@ -157,11 +160,15 @@ def nearest_vertices(
     out = np.full(len(p64), -1, dtype=np.int64)
     if len(p64) == 0 or len(e64) == 0:
         return out
+    if method == "auto":
+        method = _pick_method(p64, e64)
     if method == "numba":
         _kernels.nearest_direct(p64, e64, out)
         return out
+    if method == "kdtree":
+        return _nearest_kdtree(p64, e64)
     if method != "blas":
-        raise ValueError(f"method must be 'blas' or 'numba', got {method!r}")
+        raise ValueError(f"method must be 'auto', 'blas', 'kdtree' or 'numba', got {method!r}")
     p32 = np.ascontiguousarray(pix, dtype=np.float32)
     e32 = np.ascontiguousarray(verts, dtype=np.float32)
     e_norm2 = np.einsum("ij,ij->i", e32, e32)
@@ -176,6 +183,80 @@ def nearest_vertices(
         approx = e_norm2[None, :] - np.float32(2) * (q @ e32.T)
         _kernels.refine_nearest(approx, tol[s : s + chunk], p64, e64, out, s)
     return out
+
+
+_KD_K = 8  # neighbours fetched per query before checking the window
+
+
+def _pick_method(p64: np.ndarray, e64: np.ndarray, sample: int = 512) -> str:
+    """The faster of ``kdtree`` and ``blas`` on a sample of the queries (both exact).
+
+    A k-d tree wins by far when pixel embeddings lie near the vertex embeddings (a
+    trained model; smooth, low-dimensional manifolds such as LBO-based embeddings) and
+    loses when they are far from all of them (noise); timing a sample decides.
+    """
+    import time
+
+    if len(p64) < 4 * sample:
+        return "blas"
+    idx = np.linspace(0, len(p64) - 1, sample).astype(np.int64)
+    times = {}
+    for m in ("kdtree", "blas"):
+        t = time.perf_counter()
+        nearest_vertices(p64[idx], e64, method=m)
+        times[m] = time.perf_counter() - t
+    return min(times, key=times.__getitem__)
+
+
+def _nearest_kdtree(p64: np.ndarray, e64: np.ndarray) -> np.ndarray:
+    """Exact nearest vertex through a k-d tree on the directions ``p / |p|``.
+
+    With ``n_e = |e|^2 = 1 + delta_e``, ``|p - e|^2 = |p| |q - e|^2 + (1 - |p|) delta_e +
+    const`` for ``q = p / |p|``; so a vertex can beat the tree's nearest only if its
+    ``|q - e|^2`` lies within ``2 max|delta| |1 - |p|| / |p|`` of the smallest (plus
+    float64 slack). Every vertex in that window is fetched (the k nearest, or a ball
+    query when the window reaches past them) and the exact float64 ``sum((p - e)^2)``
+    decides, ties to the lowest index. Queries with ``|p| < 1e-6`` use the brute force.
+    """
+    from scipy.spatial import cKDTree
+
+    out = np.full(len(p64), -1, dtype=np.int64)
+    norm = np.sqrt(np.einsum("ij,ij->i", p64, p64))
+    tiny = norm < 1e-6
+    if tiny.any():
+        sub = np.full(int(tiny.sum()), -1, dtype=np.int64)
+        _kernels.nearest_direct(np.ascontiguousarray(p64[tiny]), e64, sub)
+        out[tiny] = sub
+    rows = np.flatnonzero(~tiny)
+    if not len(rows):
+        return out
+    q = p64[rows] / norm[rows, None]
+    delta = float(np.abs(np.einsum("ij,ij->i", e64, e64) - 1.0).max())
+    slack = 2.0 * delta * np.abs(1.0 - norm[rows]) / norm[rows] + 1e-12
+    tree = cKDTree(e64)
+    k = min(_KD_K, len(e64))
+    dist, idx = tree.query(q, k=k, workers=-1)
+    dist, idx = dist.reshape(len(q), k), idx.reshape(len(q), k)
+    lim = dist[:, 0] ** 2 + slack
+    wide = (dist[:, -1] ** 2 <= lim) & (k < len(e64))
+    cand = np.where(dist**2 <= lim[:, None], idx, len(e64))
+    cand.sort(axis=1)
+    best = _exact_among(p64[rows], e64, cand)
+    for i in np.flatnonzero(wide):  # the window holds more than k vertices: ball query
+        ball = np.sort(np.asarray(tree.query_ball_point(q[i], np.sqrt(lim[i]) * (1 + 1e-12))))
+        best[i] = _exact_among(p64[rows[i : i + 1]], e64, ball[None, :])[0]
+    out[rows] = best
+    return out
+
+
+def _exact_among(p: np.ndarray, e: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Per row, the candidate (sorted ids, ``len(e)`` = padding) with the smallest exact
+    float64 squared distance; ties to the lowest id."""
+    valid = cand < len(e)
+    safe = np.where(valid, cand, 0)
+    d = ((e[safe] - p[:, None, :]) ** 2).sum(axis=2)
+    d[~valid] = np.inf
+    return safe[np.arange(len(p)), np.argmin(d, axis=1)]
 
 
 def spectral_embeddings(vertices: np.ndarray, faces: np.ndarray, dim: int = 16) -> np.ndarray:

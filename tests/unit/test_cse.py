@@ -158,14 +158,15 @@ def test_resize_matches_torch_interpolate(h, w, out_h, out_w) -> None:
         np.testing.assert_array_equal(ours, naive.resize_bilinear(src, out_h, out_w))
 
 
-@pytest.mark.parametrize("method", ["blas", "numba"])
+@pytest.mark.parametrize("method", ["blas", "numba", "kdtree", "auto"])
 def test_nearest_vertices_matches_twin(method: str) -> None:
     rng = np.random.default_rng(1)
     verts = normalize_embeddings(rng.normal(size=(3000, 16)))
     pix = np.concatenate(
         [
             rng.normal(size=(300, 16)) * 3,  # unnormalised, far from the sphere
-            verts[rng.integers(0, 3000, 100)] + rng.normal(scale=1e-4, size=(100, 16)),
+            verts[rng.integers(0, 3000, 2000)] + rng.normal(scale=1e-4, size=(2000, 16)),
+            verts[rng.integers(0, 3000, 100)] * 0.5,  # inside the sphere
         ]
     ).astype(np.float32)
     np.testing.assert_array_equal(
@@ -173,14 +174,15 @@ def test_nearest_vertices_matches_twin(method: str) -> None:
     )
 
 
-@pytest.mark.parametrize("method", ["blas", "numba"])
+@pytest.mark.parametrize("method", ["blas", "numba", "kdtree"])
 def test_nearest_vertices_ties_go_to_lowest_index(method: str) -> None:
     rng = np.random.default_rng(2)
     verts = normalize_embeddings(rng.normal(size=(500, 8)))
     verts[[40, 300, 499]] = verts[120]  # exact duplicates of vertex 120 (and 40 < 120)
-    pix = np.stack([verts[120], verts[300] * 2.0, verts[7]])
+    pix = np.stack([verts[120], verts[300] * 2.0, verts[7], np.zeros(8)])
     out = nearest_vertices(pix, verts, method=method)
-    assert out.tolist() == [40, 40, 7]
+    zero = int(np.argmin((verts.astype(np.float64) ** 2).sum(axis=1)))  # smallest |e|^2
+    assert out.tolist() == [40, 40, 7, zero]
     # equidistant pair: (1, 0) and (0, 1) from (1, 1) -> index 0
     assert nearest_vertices(np.array([[1.0, 1.0]]), np.eye(2), method=method).tolist() == [0]
 
@@ -216,3 +218,17 @@ def test_perfect_predictions_score_one_in_every_mode() -> None:
     noisy = perfect_predictions(gt, {"open": emb}, noise=0.3)
     s2 = score_cse(noisy, gt, bank=bank)
     assert s2.metrics["points"]["AUC10"] < 0.9
+
+
+def test_kdtree_window_covers_off_unit_norms() -> None:
+    # vertex norms off 1 by up to 1e-3 and |p| = 5: the direction's nearest vertex is often
+    # not the nearest in distance; the exact window must still find it
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(20000, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v *= 1 + rng.uniform(-1e-3, 1e-3, (20000, 1))
+    q = rng.normal(size=(1500, 3))
+    q *= 5 / np.linalg.norm(q, axis=1, keepdims=True)
+    np.testing.assert_array_equal(
+        nearest_vertices(q, v, method="kdtree"), naive.nearest_vertices(q, v)
+    )
