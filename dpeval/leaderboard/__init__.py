@@ -41,8 +41,12 @@ __all__ = [
 
 def __getattr__(name: str):
     # lazy, so that ``python -m dpeval.leaderboard.worker`` does not import itself twice
-    if name in ("ScoringWorker", "serve"):
-        from . import worker
+    if name == "ScoringWorker":
+        from .worker import ScoringWorker
 
-        return getattr(worker, name)
+        return ScoringWorker
+    if name == "serve":
+        from .supervisor import serve
+
+        return serve
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -262,7 +262,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         from .server import Limits
-        from .worker import serve
+        from .supervisor import serve
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ParamsError(
             f'the server needs Flask and waitress ({exc}); pip install -e ".[serve]"'

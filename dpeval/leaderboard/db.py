@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -45,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DpevalError, ParamsError
+from .text import has_control
 
 __all__ = [
+    "DEFAULT_SPLIT",
     "SCHEMA_VERSION",
     "STATES",
     "Database",
@@ -60,13 +61,13 @@ __all__ = [
     "uploads_dir",
 ]
 
+DEFAULT_SPLIT = "test"
+"""Split name of a served benchmark's hidden ground truth (server and worker)."""
 SCHEMA_VERSION = 1
 STATES = ("queued", "scoring", "done", "failed")
 BUSY_TIMEOUT_MS = 30_000
 MAX_TEAM_CHARS = 64
 DAY_S = 24 * 3600
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,7 +166,7 @@ def check_team_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ParamsError("team name must not be empty")
     name = name.strip()
-    if len(name) > MAX_TEAM_CHARS or _CONTROL.search(name):
+    if len(name) > MAX_TEAM_CHARS or has_control(name):
         raise ParamsError(
             f"team name {name[:80]!r} must be 1-{MAX_TEAM_CHARS} characters without "
             "control characters"

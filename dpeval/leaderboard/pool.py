@@ -30,6 +30,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -39,26 +40,15 @@ __all__ = ["PoolScorer"]
 
 log = logging.getLogger(__name__)
 
-REMOTE_PAUSE_PREFIX = "on-dask-worker:"
-"""Test hook: ``DPEVAL_WORKER_TEST_PAUSE=on-dask-worker:DIR/<upload name>.pid:SECONDS``
-makes the first remote run of that upload write its pid to the marker file and sleep
-(a test kills that Dask worker)."""
 
-
-def _remote_build(upload: str, gt: Any, kwargs: dict[str, Any], pause: str) -> dict:
+def _remote_build(
+    upload: str, gt: Any, kwargs: dict[str, Any], fault: Callable[[str], None] | None
+) -> dict:
     """Runs on a Dask worker: :func:`~dpeval.leaderboard.submit.build_entry`."""
     from .submit import build_entry
 
-    marker, _, seconds = pause.rpartition(":")
-    if pause and os.path.basename(marker).startswith(os.path.basename(upload) + "."):
-        try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # not the first run
-        else:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            time.sleep(float(seconds))
+    if fault is not None:
+        fault(upload)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DpevalWarning)
         return build_entry(upload, gt, **kwargs)
@@ -73,11 +63,23 @@ class PoolScorer:
     client : distributed.Client
     slots : int, optional
         Jobs in flight (default: the number of Dask workers when started).
+    remote_fault : callable, optional
+        Fault point on the Dask worker: ``remote_fault(upload_path)`` runs there before
+        every scoring run (it must pickle); tests pass one that records its pid and
+        sleeps, then kill that Dask worker. Default none.
     """
 
-    def __init__(self, worker: Any, client: Any, slots: int | None = None) -> None:
+    def __init__(
+        self,
+        worker: Any,
+        client: Any,
+        slots: int | None = None,
+        *,
+        remote_fault: Callable[[str], None] | None = None,
+    ) -> None:
         from ..distributed import n_workers
 
+        self.remote_fault = remote_fault
         self.worker = worker
         self.client = client
         self.slots = slots or n_workers(client)
@@ -88,11 +90,9 @@ class PoolScorer:
         Dask worker (``gt`` is the scattered copy)."""
         from distributed import KilledWorker
 
-        from .worker import TEST_PAUSE_ENV
-
-        spec = os.environ.get(TEST_PAUSE_ENV, "")
-        pause = spec[len(REMOTE_PAUSE_PREFIX) :] if spec.startswith(REMOTE_PAUSE_PREFIX) else ""
-        fut = self.client.submit(_remote_build, upload, self._gt, kwargs, pause, pure=False)
+        fut = self.client.submit(
+            _remote_build, upload, self._gt, kwargs, self.remote_fault, pure=False
+        )
         try:
             return fut.result()
         except KilledWorker:

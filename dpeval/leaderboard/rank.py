@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import ParamsError
 from .store import Entry, GroupKey
+from .text import format_interval
 
 __all__ = ["DEFAULT_METRIC", "METRICS", "RankedGroup", "RankedRow", "format_groups", "rank"]
 
@@ -130,17 +131,6 @@ def rank(
     return out
 
 
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
-
-
-def format_interval(row: RankedRow) -> str:
-    """``"59.6 [55.6, 70.6]"`` (percent) or ``"59.6"`` without an interval."""
-    if row.ci_low is None or row.ci_high is None:
-        return _pct(row.value)
-    return f"{_pct(row.value)} [{_pct(row.ci_low)}, {_pct(row.ci_high)}]"
-
-
 def format_groups(groups: list[RankedGroup]) -> list[str]:
     """Plain-text tables for ``dpeval leaderboard show`` (one block per group)."""
     if not groups:
@@ -153,7 +143,8 @@ def format_groups(groups: list[RankedGroup]) -> list[str]:
             mark = NOT_SIGNIFICANT_MARK if r.not_significant else ""
             team = r.entry.data["method"]["team"]
             who = r.entry.name + (f" ({team})" if team else "")
-            lines.append(f"{r.rank:>4}  {mark:1} {format_interval(r):<28} {who}  [{r.entry.id}]")
+            value = format_interval(r.value, r.ci_low, r.ci_high)
+            lines.append(f"{r.rank:>4}  {mark:1} {value:<28} {who}  [{r.entry.id}]")
         lines.append("")
     lines.append(
         f"{NOT_SIGNIFICANT_MARK} = 95% bootstrap interval overlaps the row above "

@@ -8,16 +8,34 @@ entry is HTML-escaped, and links are only emitted for http(s) URLs.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from .._io import write_atomic
-from .rank import DEFAULT_METRIC, METRICS, NOT_SIGNIFICANT_MARK, RankedGroup, rank
+from .rank import (
+    DEFAULT_METRIC,
+    METRICS,
+    NOT_SIGNIFICANT_MARK,
+    RankedGroup,
+    RankedRow,
+    metric_value,
+    rank,
+)
 from .store import Entry, read_entries
+from .text import format_interval, percent
 
-__all__ = ["render_html", "render_markdown", "render_store"]
+__all__ = [
+    "board_context",
+    "environment",
+    "render_html",
+    "render_markdown",
+    "render_page",
+    "render_store",
+]
 
 _COLUMNS = ("gpsm", "gps_perpart", "gps_paper", "iou", "auc10", "auc30")
 _SIG_NOTE = (
@@ -32,22 +50,6 @@ def _esc(s: object) -> str:
 
 def _safe_url(url: str) -> str | None:
     return url if re.match(r"^https?://[^\s<>\"']+$", url or "", re.IGNORECASE) else None
-
-
-def _value(e: Entry, metric: str) -> float | None:
-    block, key, _, _ = METRICS[metric]
-    return e.data["score"]["metrics"].get(block, {}).get(key)
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
-
-
-def _interval(e: Entry, metric: str) -> str:
-    iv = e.data["intervals"].get(METRICS[metric][2]) or {}
-    lo, hi = iv.get("ci_low"), iv.get("ci_high")
-    base = _pct(_value(e, metric))
-    return base if lo is None or hi is None else f"{base} [{_pct(lo)}, {_pct(hi)}]"
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -87,7 +89,7 @@ def render_markdown(groups: list[RankedGroup]) -> str:
                 NOT_SIGNIFICANT_MARK if r.not_significant else "",
                 name,
                 _md(d["method"]["team"]),
-                *[_interval(r.entry, m) for m in _COLUMNS],
+                *[format_interval(*metric_value(r.entry, m)) for m in _COLUMNS],
                 _md(d["date"][:10]),
                 f"`{_esc(r.entry.id)}`",
             ]
@@ -98,118 +100,90 @@ def render_markdown(groups: list[RankedGroup]) -> str:
 
 # ---------------------------------------------------------------------------- HTML
 
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:0 0 2em}
-th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:middle}
-th{cursor:pointer;background:#f4f4f4;user-select:none}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.desc{color:#555;font-size:12px;max-width:28em}.ns{color:#b35900;font-weight:bold}
-td code{font-size:11px;word-break:break-all;display:inline-block;max-width:16em}
-"""
-
-_SCRIPT = """
-document.querySelectorAll("table.lb").forEach(function (t) {
-  t.querySelectorAll("th").forEach(function (th, col) {
-    th.addEventListener("click", function () {
-      var asc = th.getAttribute("aria-sort") !== "ascending";
-      t.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-      var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
-        var nx = parseFloat(x), ny = parseFloat(y), c;
-        if (!isNaN(nx) && !isNaN(ny)) { c = nx - ny; }
-        else { c = String(x).localeCompare(String(y)); }
-        return asc ? c : -c;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
+PAGE_TITLE = "DensePose leaderboard"
+_PART_BAR = (5, 4, 32)  # x step, bar width, chart height (pixels)
 
 
-def _part_svg(e: Entry) -> str:
-    """Inline SVG bar chart of per-part AUC10 (24 bars; grey where a part has no points)."""
+@functools.cache
+def environment() -> Any:
+    """The Jinja environment of ``templates/`` (autoescaped), shared with the server."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("dpeval.leaderboard", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_page(template: str, **context: Any) -> str:
+    """Render one of ``templates/`` (every value is autoescaped)."""
+    return environment().get_template(template).render(**context)
+
+
+def _part_chart(e: Entry) -> dict[str, Any]:
+    """Per-part AUC10 bars (24; grey where a part has no points) for the board's SVG."""
     parts = e.data["score"].get("per_part") or {}
-    w, h, bw = 24 * 5, 32, 4
+    step, bar_width, height = _PART_BAR
     bars = []
     for i, pid in enumerate(sorted(parts, key=lambda k: int(k) if str(k).isdigit() else 0)):
         p = parts[pid] or {}
         v = p.get("AUC10")
-        title = f"{p.get('name', pid)}: AUC10 {_pct(v)}"
-        bh = 0 if v is None else max(1, round(float(v) * h))
-        fill = "#bbb" if v is None else "#3b6ea5"
-        bars.append(
-            f'<rect x="{i * 5}" y="{h - bh}" width="{bw}" height="{bh}" fill="{fill}">'
-            f"<title>{_esc(title)}</title></rect>"
-        )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'role="img" aria-label="per-part AUC10"><rect width="{w}" height="{h}" '
-        f'fill="#f7f7f7"/>{"".join(bars)}</svg>'
-    )
+        bh = 0 if v is None else max(1, round(float(v) * height))
+        bars.append({"x": i * step, "y": height - bh, "height": bh,
+                     "fill": "#bbb" if v is None else "#3b6ea5",
+                     "title": f"{p.get('name', pid)}: AUC10 {percent(v)}"})  # fmt: skip
+    return {"width": 24 * step, "height": height, "bar_width": bar_width, "bars": bars}
 
 
-def _html_row(r, columns: tuple[str, ...]) -> str:
+def _row_context(r: RankedRow) -> dict[str, Any]:
     d = r.entry.data
     m = d["method"]
-    url = _safe_url(m["url"])
-    name = _esc(m["name"])
-    if url:
-        name = f'<a href="{_esc(url)}" rel="noopener noreferrer nofollow">{name}</a>'
-    desc = f'<div class="desc">{_esc(m["description"])}</div>' if m["description"] else ""
-    cells = [
-        f'<td class="num" data-v="{r.rank}">{r.rank}</td>',
-        f'<td class="ns" data-v="{int(r.not_significant)}" '
-        f'title="not significantly different from the row above">'
-        f"{NOT_SIGNIFICANT_MARK if r.not_significant else ''}</td>",
-        f'<td data-v="{_esc(m["name"].lower())}">{name}{desc}</td>',
-        f'<td data-v="{_esc(m["team"].lower())}">{_esc(m["team"])}</td>',
-    ]
-    for c in columns:
-        v = _value(r.entry, c)
-        cells.append(
-            f'<td class="num" data-v="{"" if v is None else v}">{_esc(_interval(r.entry, c))}</td>'
-        )
-    cells += [
-        f'<td data-v="{_esc(d["date"])}">{_esc(d["date"][:10])}</td>',
-        f"<td>{_part_svg(r.entry)}</td>",
-        f'<td data-v="{_esc(r.entry.id)}"><code>{_esc(r.entry.id)}</code></td>',
-    ]
-    return f'<tr class="entry">{"".join(cells)}</tr>'
+    cells = []
+    for c in _COLUMNS:
+        v = metric_value(r.entry, c)
+        cells.append({"sort": "" if v[0] is None else v[0], "text": format_interval(*v)})
+    return {
+        "rank": r.rank,
+        "ns": int(r.not_significant),
+        "mark": NOT_SIGNIFICANT_MARK if r.not_significant else "",
+        "name": m["name"],
+        "url": _safe_url(m["url"]),
+        "description": m["description"],
+        "team": m["team"],
+        "cells": cells,
+        "date": d["date"],
+        "svg": _part_chart(r.entry),
+        "id": r.entry.id,
+    }
+
+
+def board_context(groups: list[RankedGroup]) -> dict[str, Any]:
+    """What ``board.html`` shows: the ranked groups as plain values (escaped by Jinja)."""
+    head = ["Rank", NOT_SIGNIFICANT_MARK, "Method", "Team"]
+    head += [METRICS[m][3] + " [95% CI]" for m in _COLUMNS] + ["Date", "Per part (AUC10)", "Entry"]
+    return {
+        "title": PAGE_TITLE,
+        "sig_note": _SIG_NOTE,
+        "head": head,
+        "groups": [
+            {
+                "label": g.key.label(),
+                "metric_title": METRICS[g.metric][3],
+                "rows": [_row_context(r) for r in g.rows],
+            }
+            for g in groups
+        ],
+    }
 
 
 def render_html(groups: list[RankedGroup]) -> str:
-    """A self-contained HTML page (inline CSS, script and SVG; no external loads)."""
-    head = ["Rank", NOT_SIGNIFICANT_MARK, "Method", "Team"]
-    head += [METRICS[m][3] + " [95% CI]" for m in _COLUMNS] + ["Date", "Per part (AUC10)", "Entry"]
-    ths = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    body = []
-    for g in groups:
-        body.append(f"<h2>{_esc(g.key.label())}</h2>")
-        body.append(f"<p>Ranked by {_esc(METRICS[g.metric][3])}. Click a header to sort.</p>")
-        rows = "\n".join(_html_row(r, _COLUMNS) for r in g.rows)
-        body.append(
-            f'<table class="lb"><thead><tr>{ths}</tr></thead><tbody>\n{rows}\n</tbody></table>'
-        )
-    if not groups:
-        body.append("<p>No entries yet.</p>")
-    csp = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>DensePose leaderboard</title><style>{_STYLE}</style></head><body>\n"
-        "<h1>DensePose leaderboard</h1>\n"
-        "<p>Entries are only compared within one split, ground truth, template, protocol "
-        "and box protocol. Values are percent, with 95% bootstrap intervals. "
-        f"{_esc(_SIG_NOTE)}</p>\n"
-        + "\n".join(body)
-        + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
-    )
+    """A self-contained HTML page (inline CSS, script and SVG; no external loads).
+
+    Rendered from ``templates/board.html``; the server's page (``served_board.html``)
+    is the same template with its navigation block filled.
+    """
+    return render_page("board.html", **board_context(groups))
 
 
 def render_store(store: str | os.PathLike[str], metric: str = DEFAULT_METRIC) -> tuple[Path, Path]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
+from .text import has_control
 
 __all__ = [
     "BOX_PROTOCOLS",
@@ -51,7 +52,6 @@ INTERVAL_KEYS = ("gps_paper_AP", "gps_perpart_AP", "gpsm_AP", "iou_AP", "AUC10",
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SPLIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -148,14 +148,14 @@ def _text(d: dict, key: str, where: str, limit: int, *, required: bool = False) 
         raise _fail(where, f"{key!r} must not be empty")
     if len(v) > limit:
         raise _fail(where, f"{key!r} has {len(v)} characters; at most {limit} are allowed")
-    if _CONTROL.search(v):
+    if has_control(v, multiline=True):
         raise _fail(where, f"{key!r} contains control characters")
     return v
 
 
 def check_url(url: str, where: str) -> str:
     """Accept only empty or ``http(s)://`` URLs without spaces or control characters."""
-    if url and (not re.match(r"^https?://[^\s]+$", url, re.IGNORECASE) or _CONTROL.search(url)):
+    if url and (not re.match(r"^https?://[^\s]+$", url, re.IGNORECASE) or has_control(url)):
         raise _fail(where, f"url {url[:80]!r} must start with http:// or https:// (no spaces)")
     return url
 

@@ -1,4 +1,4 @@
-"""Leaderboard server processes: the scoring worker, its supervisor, and :func:`serve`.
+"""Leaderboard scoring worker: claims queued submissions and scores them one at a time.
 
 In: the server database (:mod:`dpeval.leaderboard.db`), uploads under
 ``<store>/.server/uploads/<id>.json`` and the hidden ground truth. Out: one leaderboard
@@ -6,10 +6,8 @@ entry per submission in ``<store>/entries/`` (via :func:`~dpeval.leaderboard.sto
 write_entry`) and the submission marked ``done`` (with the entry id) or ``failed``
 (with a one-line message).
 
-Run as ``python -m dpeval.leaderboard.worker --store S --gt G``. :func:`serve` (``dpeval
-leaderboard serve``) runs waitress in the main process and, through :class:`Supervisor`,
-exactly one worker subprocess, restarted if it dies; SIGTERM/SIGINT stop both.
-Guarantees:
+Run as ``python -m dpeval.leaderboard.worker --store S --gt G``; ``dpeval leaderboard
+serve`` starts and restarts it (:mod:`dpeval.leaderboard.supervisor`). Guarantees:
 
 - **One worker, one job at a time.** The worker holds an exclusive ``flock`` on
   ``<db>.worker.lock`` for its whole life; a second one exits with code 3. Jobs are
@@ -32,9 +30,10 @@ Guarantees:
   any pixel is inflated (40 M pixel cap) and the server already refused maps larger
   than their image at upload; JSON nested too deeply is refused as malformed.
 
-Test hook (tests only): ``DPEVAL_WORKER_TEST_PAUSE=PHASE:SECONDS`` with ``PHASE`` one of
-``after-claim`` or ``after-write`` sleeps there on a job's first attempt, so a test can
-``kill -9`` the worker at a known point.
+Fault points: ``ScoringWorker(faults=f)`` calls ``f(phase, job)`` right after a job is
+claimed (``"after-claim"``) and right after its entry is written but before the job is
+marked done (``"after-write"``); tests inject one that sleeps, so they can ``kill -9``
+the worker at a known point (``main(argv, faults=f)`` runs the process with it).
 """
 
 from __future__ import annotations
@@ -49,29 +48,22 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import DpevalError, DpevalWarning
-from .db import Database, Submission, default_db_path, uploads_dir
-from .server import DEFAULT_SPLIT
+from .db import DEFAULT_SPLIT, Database, Submission, default_db_path, uploads_dir
 from .store import entries_dir, write_entry
 from .submit import DEFAULT_RESAMPLES
 
-__all__ = [
-    "EXIT_LOCKED",
-    "ScoringWorker",
-    "Supervisor",
-    "find_entry",
-    "main",
-    "serve",
-]
+__all__ = ["EXIT_LOCKED", "FAULT_PHASES", "ScoringWorker", "find_entry", "main"]
 
 log = logging.getLogger(__name__)
 
 EXIT_LOCKED = 3
 MAX_ERROR_CHARS = 500
-TEST_PAUSE_ENV = "DPEVAL_WORKER_TEST_PAUSE"
+FAULT_PHASES = ("after-claim", "after-write")
 
 
 def find_entry(store: str | os.PathLike[str], instance: str, sub_id: int) -> str | None:
@@ -119,6 +111,9 @@ class ScoringWorker:
     scheduler : str, optional
         Score on this Dask cluster (:mod:`dpeval.leaderboard.pool`), one job per Dask
         worker at a time; this process still claims, writes and finishes every job.
+    faults : callable, optional
+        ``faults(phase, job)`` is called at each of :data:`FAULT_PHASES` (see the module
+        docstring); default none. Tests pass one that sleeps or raises.
     """
 
     def __init__(
@@ -132,8 +127,10 @@ class ScoringWorker:
         template: str = "open",
         max_attempts: int = 3,
         scheduler: str | None = None,
+        faults: Callable[[str, Submission], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.faults = faults
         self.store = Path(store)
         self.gt_path = Path(gt)
         self.db = Database(db_path or default_db_path(store))
@@ -185,10 +182,9 @@ class ScoringWorker:
         text = re.sub(r"(?<![\w:/])(/[\w.-]+){2,}", "<path>", text)  # any other absolute path
         return text[:MAX_ERROR_CHARS]
 
-    def _pause(self, phase: str, job: Submission) -> None:
-        spec = os.environ.get(TEST_PAUSE_ENV, "")
-        if job.attempts == 1 and spec.partition(":")[0] == phase:
-            time.sleep(float(spec.partition(":")[2] or 60))
+    def _fault_point(self, phase: str, job: Submission) -> None:
+        if self.faults is not None:
+            self.faults(phase, job)
 
     def score(self, job: Submission, build: Any = None) -> None:
         """Score one claimed job and mark it done or failed (never raises on bad input).
@@ -198,7 +194,7 @@ class ScoringWorker:
         from .submit import build_entry
 
         build = build or build_entry
-        self._pause("after-claim", job)
+        self._fault_point("after-claim", job)
         found = find_entry(self.store, self.db.instance, job.id)
         if found:
             log.warning("submission %s already has entry %s; adopting it", job.id, found)
@@ -235,7 +231,7 @@ class ScoringWorker:
             log.exception("submission %s: unexpected error while scoring", job.id)
             self.db.finish(job.id, error="internal error while scoring; contact the organisers")
             return
-        self._pause("after-write", job)
+        self._fault_point("after-write", job)
         self.db.finish(job.id, entry=written.id)
         log.info("submission %s scored: entry %s", job.id, written.id)
 
@@ -265,216 +261,13 @@ class ScoringWorker:
             self.score(job)
 
 
-class Supervisor:
-    """Keep exactly one worker process running (used by ``dpeval leaderboard serve``).
+def main(
+    argv: list[str] | None = None, *, faults: Callable[[str, Submission], None] | None = None
+) -> int:
+    """Command line of the worker process (see the module docstring).
 
-    A thread polls every second: a worker that exited is restarted (after a back-off
-    that grows to 60 s while it keeps dying within 10 s of starting), and a worker
-    stuck on one job for more than ``job_timeout_s`` is killed (the restarted worker
-    requeues the job; after ``max_attempts`` it is marked failed).
-
-    Parameters
-    ----------
-    command : list of str
-        The worker command line.
-    db : Database
-    job_timeout_s : float
-    """
-
-    UNHEALTHY_AFTER = 3
-    """Consecutive quick exits (within 10 s of starting) after which :meth:`health` says
-    the worker is down (the server's ``/healthz`` answers 503 and the page shows it)."""
-
-    def __init__(
-        self,
-        command: list[str],
-        db: Database,
-        job_timeout_s: float = 3600.0,
-        *,
-        cwd: str | os.PathLike[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        import threading
-
-        self.command = command
-        self.db = db
-        self.job_timeout_s = job_timeout_s
-        self.cwd, self.env = cwd, env
-        self.proc: Any = None
-        self.restarts = 0
-        self.quick_exits = 0
-        self.last_exit: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="dpeval-supervisor", daemon=True)
-
-    def start(self) -> None:
-        self._spawn()
-        self._thread.start()
-
-    def _spawn(self) -> None:
-        import subprocess
-
-        self.proc = subprocess.Popen(
-            self.command, stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env
-        )
-        self._started = time.monotonic()
-        log.info("worker started (pid %s)", self.proc.pid)
-
-    def _loop(self) -> None:
-        fails = 0
-        while not self._stop.wait(1.0):
-            code = self.proc.poll()
-            if code is not None:
-                quick = time.monotonic() - self._started < 10
-                fails = fails + 1 if quick else 0
-                self.quick_exits, self.last_exit = fails, code
-                log.warning("worker pid %s exited with %s; restarting", self.proc.pid, code)
-                if self._stop.wait(min(60.0, 2.0**fails - 1)):
-                    return
-                self.restarts += 1
-                self._spawn()
-                continue
-            busy = self.db.scoring_since()
-            if busy and busy[2] == self.proc.pid and time.time() - busy[1] > self.job_timeout_s:
-                log.warning("submission %s ran over %.0f s; killing the worker", busy[0],
-                            self.job_timeout_s)  # fmt: skip
-                self.proc.kill()
-
-    def health(self) -> dict[str, Any]:
-        """``{"ok", "restarts", "quick_exits", "last_exit", "message"}`` of the worker.
-
-        ``ok`` is False once the worker has exited :attr:`UNHEALTHY_AFTER` times in a
-        row within 10 s of starting (e.g. it cannot import dpeval or read the ground
-        truth); it turns True again when a worker stays up.
-        """
-        if self.quick_exits and self.proc is not None and self.proc.poll() is None:
-            if time.monotonic() - self._started >= 10:
-                self.quick_exits = 0  # this one stayed up
-        ok = self.quick_exits < self.UNHEALTHY_AFTER
-        message = "" if ok else (
-            f"the scoring worker keeps exiting right after it starts ({self.quick_exits} times "
-            f"in a row, last exit code {self.last_exit}); submissions wait in the queue. "
-            "See the server log."
-        )  # fmt: skip
-        return {"ok": ok, "restarts": self.restarts, "quick_exits": self.quick_exits,
-                "last_exit": self.last_exit, "message": message}  # fmt: skip
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop supervising and end the worker (SIGTERM, then SIGKILL)."""
-        import subprocess
-
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def worker_command(
-    store: str | os.PathLike[str],
-    gt: str | os.PathLike[str],
-    db_file: str | os.PathLike[str],
-    *,
-    split: str = DEFAULT_SPLIT,
-    resamples: int = DEFAULT_RESAMPLES,
-    scheduler: str | None = None,
-) -> tuple[list[str], str, dict[str, str]]:
-    """The worker's command line, working directory and environment.
-
-    The working directory does not matter: the worker runs in ``<store>/.server`` (no
-    Python package there) with absolute paths, and ``PYTHONPATH`` starts with the
-    directory that holds the ``dpeval`` package this process imported, so
-    ``python -m dpeval.leaderboard.worker`` imports the same dpeval even when the
-    server was started from a directory with a ``dpeval/`` folder (a source checkout)
-    in it, which ``-m`` would otherwise put first on ``sys.path``.
-    """
-    import dpeval
-
-    package_root = str(Path(dpeval.__file__).resolve().parent.parent)
-    cwd = Path(db_file).resolve().parent
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    command = [
-        sys.executable, "-m", "dpeval.leaderboard.worker",
-        "--store", str(Path(store).resolve()), "--gt", str(Path(gt).resolve()),
-        "--db", str(Path(db_file).resolve()), "--split", split,
-        "--resamples", str(resamples), "--parent-pid", str(os.getpid()),
-    ]  # fmt: skip
-    if scheduler:
-        command += ["--scheduler", scheduler]
-    return command, str(cwd), env
-
-
-def serve(
-    store: str | os.PathLike[str],
-    gt: str | os.PathLike[str],
-    db_path: str | os.PathLike[str] | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    limits: Any = None,
-    split: str = DEFAULT_SPLIT,
-    metric: str = "gpsm",
-    resamples: int | None = None,
-    threads: int = 4,
-    job_timeout_s: float = 3600.0,
-    on_ready: Any = None,
-    scheduler: str | None = None,
-) -> None:
-    """Serve the app with waitress and supervise one scoring worker until SIGTERM/SIGINT.
-
-    ``on_ready(host, port)`` is called once the socket listens (``port=0`` picks a free
-    one). Both signals stop the web server and then the worker. ``scheduler``: the
-    worker scores on that Dask cluster (:mod:`dpeval.leaderboard.pool`).
-    """
-    import signal
-
-    import waitress
-
-    from .server import FORM_OVERHEAD_BYTES, Limits, create_app
-
-    limits = limits or Limits()
-    db_file = Path(db_path or default_db_path(store))
-    app = create_app(store, gt, db_file, limits=limits, split=split, metric=metric)
-    server = waitress.create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        max_request_body_size=limits.max_upload_bytes + FORM_OVERHEAD_BYTES,
-        ident="dpeval",
-    )
-    command, cwd, env = worker_command(
-        store, gt, db_file, split=split, resamples=resamples or DEFAULT_RESAMPLES,
-        scheduler=scheduler,
-    )  # fmt: skip
-    supervisor = Supervisor(command, app.extensions["dpeval"].db, job_timeout_s, cwd=cwd, env=env)
-    app.extensions["dpeval"].supervisor = supervisor
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)  # waitress's loop catches it and shuts its threads down
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    supervisor.start()
-    try:
-        if on_ready is not None:
-            on_ready(server.effective_host, server.effective_port)
-        server.run()
-    finally:
-        supervisor.stop()
-        server.close()
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line of the worker process (see the module docstring)."""
+    ``faults`` is passed to :class:`ScoringWorker` (tests start the process through a
+    script that calls ``main(argv, faults=...)``)."""
     ap = argparse.ArgumentParser(prog="python -m dpeval.leaderboard.worker")
     ap.add_argument("--store", required=True)
     ap.add_argument("--gt", required=True)
@@ -502,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             template=args.template,
             max_attempts=args.max_attempts,
             scheduler=args.scheduler,
+            faults=faults,
         )
     except DpevalError as exc:
         log.error("%s", exc)

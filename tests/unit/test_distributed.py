@@ -249,7 +249,7 @@ def test_synth_on_cluster_same_bytes(client, tmp_path):
     assert _hashes(tmp_path / "cli") == local
 
 
-def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path, monkeypatch):
+def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path):
     """Jobs scored on the cluster: a Dask worker killed mid-job -> the job is rerun on
     another worker and scored once (one entry, one claim); a broken upload fails with
     a clean one-line message; the remote entry equals the local worker's."""
@@ -260,8 +260,8 @@ def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path, mo
     import time
 
     from dpeval.leaderboard.db import Database, default_db_path, uploads_dir
-    from dpeval.leaderboard.pool import REMOTE_PAUSE_PREFIX, PoolScorer
-    from dpeval.leaderboard.worker import TEST_PAUSE_ENV, ScoringWorker
+    from dpeval.leaderboard.pool import PoolScorer
+    from dpeval.leaderboard.worker import ScoringWorker
 
     store = tmp_path / "lb"
     db = Database(default_db_path(store))
@@ -284,9 +284,21 @@ def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path, mo
             place_file=place, per_team=10, queue_cap=10,
         )  # fmt: skip
     marker = tmp_path / f"{ids['Good']}.json.pid"  # pause the good job's first run
-    monkeypatch.setenv(TEST_PAUSE_ENV, f"{REMOTE_PAUSE_PREFIX}{marker}:60")
+    good_upload = f"{ids['Good']}.json"
+
+    def pause_first_good_run(upload: str) -> None:  # runs on the Dask worker (by value)
+        if os.path.basename(upload) != good_upload:
+            return
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # not the first run
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        time.sleep(60)
+
     worker = ScoringWorker(store, REPO / "examples" / "gt.json", resamples=10)
-    pool = PoolScorer(worker, client)
+    pool = PoolScorer(worker, client, remote_fault=pause_first_good_run)
     assert pool.slots == 2
     runner = threading.Thread(target=pool.run, kwargs={"once": True, "poll_s": 0.1})
     runner.start()
@@ -308,7 +320,6 @@ def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path, mo
     assert remote["server"]["submission_id"] == ids["Good"]
 
     # the same upload scored by the local worker gives the same numbers
-    monkeypatch.delenv(TEST_PAUSE_ENV)
     db.requeue(ids["Good"])
     (entries[0]).unlink()
     worker.run(once=True)

@@ -41,10 +41,11 @@ from dpeval.leaderboard.db import (  # noqa: E402
     uploads_dir,
 )
 from dpeval.leaderboard.server import Limits, create_app  # noqa: E402
-from dpeval.leaderboard.worker import EXIT_LOCKED, TEST_PAUSE_ENV  # noqa: E402
+from dpeval.leaderboard.worker import EXIT_LOCKED  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PREDS, GT = ROOT / "examples" / "preds.json", ROOT / "examples" / "gt.json"
+FAULTS = ROOT / "tests" / "_worker_faults.py"  # worker/server processes with a fault point
 RECORDS = json.loads(PREDS.read_text())
 
 
@@ -402,13 +403,12 @@ def test_database_queue_claims_and_attempts(tmp_path, capsys):
 
 
 def _worker(store: Path, *extra: str, pause: str | None = None, capture: bool = False):
-    env = {k: v for k, v in os.environ.items() if k != TEST_PAUSE_ENV}
-    if pause:
-        env[TEST_PAUSE_ENV] = pause
-    cmd = [sys.executable, "-m", "dpeval.leaderboard.worker", "--store", str(store), "--gt",
+    # a pause (PHASE:SECONDS) is injected through the worker's constructor by a script
+    launch = [str(FAULTS), pause] if pause else ["-m", "dpeval.leaderboard.worker"]
+    cmd = [sys.executable, *launch, "--store", str(store), "--gt",
            str(GT), "--resamples", "10", "--poll", "0.2", *extra]  # fmt: skip
     err = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=err, text=True)
+    return subprocess.Popen(cmd, cwd=ROOT, stderr=err, text=True)
 
 
 def _rows(store: Path) -> dict[int, tuple]:
@@ -466,10 +466,10 @@ def test_worker_killed_mid_scoring_rescores_once(tmp_path, capsys):
 def test_serve_end_to_end_kill9_and_sigterm(tmp_path, capsys):
     store = tmp_path / "lb"
     token = _add_team(store, "delta", capsys)
-    env = {**os.environ, TEST_PAUSE_ENV: "after-write:120"}
-    cmd = [sys.executable, "-m", "dpeval.cli", "leaderboard", "serve", "--gt", str(GT), "--store",
-           str(store), "--port", "0", "--resamples", "10", "--split", "hidden"]  # fmt: skip
-    serve = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    # serve() whose worker pauses after writing the entry (see tests/_worker_faults.py)
+    cmd = [sys.executable, str(FAULTS), "serve", "after-write:120", str(store), str(GT),
+           "hidden", "10"]  # fmt: skip
+    serve = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         line = serve.stdout.readline()
         assert line.startswith("serving http://127.0.0.1:"), line

@@ -14,7 +14,7 @@ pytest.importorskip("flask")
 
 from dpeval.leaderboard.db import Database, default_db_path
 from dpeval.leaderboard.server import create_app
-from dpeval.leaderboard.worker import Supervisor, worker_command
+from dpeval.leaderboard.supervisor import Supervisor, worker_command
 
 GT = Path(__file__).resolve().parents[2] / "examples" / "gt.json"
 
