@@ -53,6 +53,7 @@ AREA_RANGES: tuple[tuple[str, float, float], ...] = (
 """Area ranges of the DensePose evaluation (no "small"); bounds are inclusive."""
 
 BOX_FALLBACK_IOU = 0.8
+"""Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
 
 ORACLES: dict[str, str] = {
     "gt-parts": "ground-truth part I, predicted U, V (official flag UB_geo_igt)",
@@ -64,8 +65,6 @@ ORACLES: dict[str, str] = {
 that falls inside a detection's box, the named quantities replace the prediction's
 before the closest vertex is found (points outside the box still have no vertex; masks
 are untouched)."""
-"""Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
-
 
 IGNORE_REGION_BOX_THR = 0.7
 """A GT (or a 2019 detection) whose integer box has at least this share of its area inside
