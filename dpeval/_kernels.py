@@ -1,6 +1,6 @@
-"""compatibility: removed once the redesign lands (use dpeval.geodesic._kernels, dpeval._match_kernels)."""  # noqa: E501
+"""compatibility: removed once the redesign lands (use dpeval.geodesic._kernels, dpeval.evaluation._kernels)."""  # noqa: E501
 
-from ._match_kernels import greedy_match
+from .evaluation._kernels import greedy_match
 from .geodesic._kernels import (
     fill_condensed,
     geodesic_field,

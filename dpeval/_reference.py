@@ -1,6 +1,6 @@
-"""compatibility: removed once the redesign lands (use dpeval.geodesic._reference, dpeval._match_reference)."""  # noqa: E501
+"""compatibility: removed once the redesign lands (use dpeval.geodesic._reference, dpeval.evaluation._reference)."""  # noqa: E501
 
-from ._match_reference import greedy_match
+from .evaluation._reference import greedy_match
 from .geodesic._reference import (
     edge_dijkstra,
     fill_condensed,

@@ -54,7 +54,7 @@ def _ground_truth_as_predictions(
 ) -> Predictions:
     """The sanity run: score a ground truth as if it were predictions (see the README)."""
     from .formats import load_ground_truth
-    from .metrics.gt_as_predictions import predictions_from_ground_truth
+    from .evaluation.gt_as_predictions import predictions_from_ground_truth
 
     pg = source if isinstance(source, GroundTruth) else load_ground_truth(source)
     tpl = load_template(template) if isinstance(template, str) else template
@@ -191,9 +191,9 @@ def score(
     >>> s = score("examples/preds.json", "examples/gt.json")  # doctest: +SKIP
     >>> s.metrics["gps_perpart"]["AP"]  # doctest: +SKIP
     """
-    from .metrics import compute_similarities, evaluate_similarities
-    from .metrics.points import dense_point_errors
-    from .metrics.run import points_block
+    from .evaluation import compute_similarities, evaluate_similarities
+    from .evaluation.points import dense_point_errors
+    from .evaluation.run import points_block
 
     wanted = [metrics] if isinstance(metrics, str) else list(metrics)
     bad = [m for m in wanted if m not in METRICS]
@@ -287,7 +287,7 @@ def make_summary(
     protocol: str,
     warnings: dict[str, int] | None = None,
 ) -> Summary:
-    """A :class:`Summary` from :func:`dpeval.metrics.evaluate_similarities` results and
+    """A :class:`Summary` from :func:`dpeval.evaluation.evaluate_similarities` results and
     the inputs they came from (versions, checksums, format)."""
     from . import __version__
 

@@ -8,7 +8,7 @@ client in the local order, so every number and byte equals the local run.
 What travels where:
 
 * ``score``: the client reads the inputs, finds the GT points and the top detections,
-  and ships each shard of images as :class:`~dpeval.metrics.images.ImageTask` objects
+  and ships each shard of images as :class:`~dpeval.evaluation.images.ImageTask` objects
   (the GT people and the *encoded* IUV maps of those images only). The template's
   closest-vertex table (``uv8_lut``, 6.5 MB) is scattered once to every worker
   (``broadcast=True``); the workers decode, sample and mask. The geodesic distances are
@@ -210,7 +210,7 @@ def map_images(
     progress: Callable[[int], None] | None = None,
     images_per_shard: int | None = None,
 ) -> list[Any]:
-    """The per-image stage of :func:`~dpeval.metrics.similarity.compute_similarities` on
+    """The per-image stage of :func:`~dpeval.evaluation.prepare.compute_similarities` on
     the cluster.
 
     Parameters
@@ -229,9 +229,9 @@ def map_images(
     Returns
     -------
     list of ImageResult
-        In ``plan.keys`` order (identical to :func:`~dpeval.metrics.images.run_images`).
+        In ``plan.keys`` order (identical to :func:`~dpeval.evaluation.images.run_images`).
     """
-    from .metrics.images import image_similarities_many
+    from .evaluation.images import image_similarities_many
 
     keys = plan.keys
     if not keys:

@@ -1,6 +1,6 @@
 """Stage 6: the results of one scoring run, and their JSON / Markdown / text forms.
 
-In: the numbers from :mod:`dpeval.metrics`. Out: :class:`Summary`, whose
+In: the numbers from :mod:`dpeval.evaluation`. Out: :class:`Summary`, whose
 :meth:`~Summary.to_json` is stable and byte-deterministic for the same inputs:
 
 .. code-block:: text

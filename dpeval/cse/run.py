@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import ParamsError
 from ..formats.model import GroundTruth, Predictions
-from ..metrics.coco import DensePoseEval
-from ..metrics.run import points_block
+from ..evaluation.cocoeval import DensePoseEval
+from ..evaluation.run import points_block
 from ..params import EvalParams
 from ..report import Summary
 from .meshes import MeshBank, parse_named

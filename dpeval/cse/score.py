@@ -2,7 +2,7 @@
 
 In: :class:`~dpeval.formats.model.GroundTruth` with ``dp_vertex``/``ref_model``,
 :class:`~dpeval.formats.cse.CsePredictions` and a :class:`~dpeval.cse.meshes.MeshBank`.
-Out: the same :class:`~dpeval.metrics.similarity.Similarities` the IUV path builds, so
+Out: the same :class:`~dpeval.evaluation.prepare.Similarities` the IUV path builds, so
 matching, accumulation and summaries are shared; then a :class:`~dpeval.report.Summary`.
 
 Rule set ``cse-d2-v1`` (detectron2 ``densepose_coco_evaluation.py``, CSE path):
@@ -47,9 +47,9 @@ import numpy as np
 from ..errors import FormatError
 from ..formats.cse import CsePredictions
 from ..formats.model import GroundTruth
-from ..match import box_iou
-from ..metrics.masks import BoxMask, _place, gt_mask, mask_iou
-from ..metrics.similarity import ImageSims, Similarities, top_detections
+from ..evaluation.match import box_iou
+from ..evaluation.masks import BoxMask, _place, gt_mask, mask_iou
+from ..evaluation.prepare import ImageSims, Similarities, top_detections
 from ..params import KAPPA_PAPER, KAPPA_PER_PART
 from .embed import box_size, nearest_vertices, resize_bilinear, sample_bilinear
 from .meshes import MeshBank

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..formats.model import GroundTruth, Predictions
-from ..metrics.similarity import Similarities
+from ..evaluation.prepare import Similarities
 from ..report import Summary
 from ..template import BodyTemplate, load_template
 from .bootstrap import DEFAULT_RESAMPLES, MetricTables, bootstrap_metrics, build_tables
@@ -104,7 +104,7 @@ def score_tables(
     similarities. Returns (summary, sims, tables, gt, preds, template, solver)."""
     from ..api import _check_images, _read, make_summary
     from ..errors import ParamsError
-    from ..metrics import compute_similarities, evaluate_similarities
+    from ..evaluation import compute_similarities, evaluate_similarities
 
     tpl = load_template(template) if isinstance(template, str) else template
     p, g = _read(preds, gt)

@@ -1,6 +1,6 @@
 """Insight stage: image-level bootstrap confidence intervals and paired comparisons.
 
-In: :class:`~dpeval.metrics.similarity.Similarities` and the ground truth. Out: pandas
+In: :class:`~dpeval.evaluation.prepare.Similarities` and the ground truth. Out: pandas
 DataFrames of every headline metric (AP of GPS paper kappa, GPS per-part kappa, GPSm,
 mask IoU; AUC10, AUC30) with percentile 95% intervals, and for two models scored on
 the same ground truth the paired difference B - A with its interval and a p-value.
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..formats.model import GroundTruth, Predictions
-from ..metrics.coco import DensePoseEval
-from ..metrics.similarity import Similarities
+from ..evaluation.cocoeval import DensePoseEval
+from ..evaluation.prepare import Similarities
 from ..params import EvalParams
 from ._kernels import weighted_ap
 

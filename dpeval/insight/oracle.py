@@ -15,8 +15,8 @@ import dataclasses
 from typing import Any
 
 from ..formats.model import GroundTruth, Predictions
-from ..metrics import compute_similarities, evaluate_similarities
-from ..metrics.similarity import Similarities
+from ..evaluation import compute_similarities, evaluate_similarities
+from ..evaluation.prepare import Similarities
 from ..params import ORACLES
 from ..template import BodyTemplate
 

@@ -1,6 +1,6 @@
 """Insight stage: per-part, per-coarse-part, per-area and per-instance tables.
 
-In: :class:`~dpeval.metrics.similarity.Similarities` and the ground truth. Out: pandas
+In: :class:`~dpeval.evaluation.prepare.Similarities` and the ground truth. Out: pandas
 DataFrames that the figures and the HTML report draw.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..formats.model import GroundTruth
-from ..metrics.points import RCP_GRID, auc, ratio_correct_points
+from ..evaluation.points import RCP_GRID, auc, ratio_correct_points
 from ..params import KAPPA_PER_PART
 from ..template import COARSE_PART, N_PARTS, PART_NAMES
 

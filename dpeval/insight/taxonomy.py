@@ -1,6 +1,6 @@
 """Insight stage: what kind of error each GT point has.
 
-In: :class:`~dpeval.metrics.similarity.Similarities` (per GT point: its vertex, the
+In: :class:`~dpeval.evaluation.prepare.Similarities` (per GT point: its vertex, the
 vertex and part predicted by its best detection, the geodesic error), the template and a
 geodesic solver. Out: one category per point, counts overall and per part (pandas), and
 the GT part x predicted part confusion matrix.
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics.similarity import Similarities
+from ..evaluation.prepare import Similarities
 from ..template import N_PARTS, PART_NAMES, BodyTemplate
 
 __all__ = [
@@ -129,7 +129,7 @@ def classify_points(sims: Similarities, template: BodyTemplate, solver: Any) -> 
     if sims.point_pred_vertex is None or sims.point_vertex is None:
         raise ValueError(
             "classify_points: the similarities have no predicted vertices per point; "
-            "build them with dpeval.metrics.compute_similarities"
+            "build them with dpeval.evaluation.compute_similarities"
         )
     if template.mirror is None:
         raise ValueError(f"classify_points: template {template.id!r} has no mirror map")

@@ -14,8 +14,8 @@ import io
 import numpy as np
 import pytest
 
-from dpeval.match import box_iou, match_image
-from dpeval.metrics.coco import accumulate
+from dpeval.evaluation.match import box_iou, match_image
+from dpeval.evaluation.cocoeval import accumulate
 from dpeval.params import EvalParams
 
 

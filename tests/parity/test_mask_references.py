@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from dpeval.metrics.masks import (
+from dpeval.evaluation.masks import (
     BoxMask,
     detection_mask,
     gt_mask,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import dpeval
-from dpeval.metrics import DensePoseEval
+from dpeval.evaluation import DensePoseEval
 from dpeval.params import EvalParams
 from dpeval.template import load_template
 

@@ -20,7 +20,7 @@ from _templates import make_tiny_template
 from scipy.io import loadmat
 from scipy.spatial.distance import cdist
 
-from dpeval.metrics import compute_similarities
+from dpeval.evaluation import compute_similarities
 from dpeval.params import KAPPA_PER_PART
 from dpeval.template import export_template, load_template
 

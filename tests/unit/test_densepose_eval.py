@@ -16,7 +16,7 @@ import pytest
 
 from dpeval.errors import FormatError, StateError
 from dpeval.formats import load_ground_truth, load_predictions
-from dpeval.metrics import DensePoseEval
+from dpeval.evaluation import DensePoseEval
 from dpeval.params import EvalParams
 from dpeval.template import load_template
 

@@ -22,7 +22,7 @@ from dpeval.distributed import map_images, open_client, shard_bounds
 from dpeval.errors import FormatError, ParamsError
 from dpeval.formats import save_predictions
 from dpeval.formats.model import Detection, Predictions
-from dpeval.metrics.similarity import compute_similarities
+from dpeval.evaluation.prepare import compute_similarities
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,8 +88,8 @@ def test_score_on_cluster_is_byte_identical(client, noisy, open_template, fmt):
 
 def test_per_image_results_identical_and_in_order(client, noisy, open_template):
     """Small shards (many tasks finishing out of order) give the local results exactly."""
-    from dpeval.metrics.images import ImageOptions, ImagePlan, run_images
-    from dpeval.metrics.similarity import _gt_points, top_detections
+    from dpeval.evaluation.images import ImageOptions, ImagePlan, run_images
+    from dpeval.evaluation.prepare import _gt_points, top_detections
 
     gt_path, paths, _ = noisy
     p, g = dpeval.api._read(paths["dpeval-npz"], gt_path)
@@ -161,7 +161,7 @@ def test_shard_bounds_cover_everything_once():
 
 def test_core_import_does_not_import_dask():
     code = (
-        "import sys, dpeval, dpeval.api, dpeval.metrics, dpeval.distributed, dpeval.insight; "
+        "import sys, dpeval, dpeval.api, dpeval.evaluation, dpeval.distributed, dpeval.insight; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]; "
         "assert not bad, bad"
     )

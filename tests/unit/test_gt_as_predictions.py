@@ -18,8 +18,8 @@ from dpeval import score
 from dpeval.cli import main
 from dpeval.errors import DpevalWarning
 from dpeval.formats import load_ground_truth
-from dpeval.metrics.gt_as_predictions import predictions_from_ground_truth
-from dpeval.metrics.masks import detection_mask, gt_mask, mask_iou
+from dpeval.evaluation.gt_as_predictions import predictions_from_ground_truth
+from dpeval.evaluation.masks import detection_mask, gt_mask, mask_iou
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

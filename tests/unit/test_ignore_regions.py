@@ -14,7 +14,7 @@ from pycocotools import mask as mask_utils
 
 from dpeval.formats import load_ground_truth
 from dpeval.formats.model import Detection, ImageInfo, Predictions
-from dpeval.metrics.regions import ignore_region_mask, keep_box, keep_detection, region_filter
+from dpeval.evaluation.regions import ignore_region_mask, keep_box, keep_detection, region_filter
 
 H, W = 40, 60
 

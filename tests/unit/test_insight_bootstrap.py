@@ -18,10 +18,10 @@ from dpeval.insight.bootstrap import (
     compare_metrics,
     resample_weights,
 )
-from dpeval.match import ImageMatch
-from dpeval.metrics import compute_similarities
-from dpeval.metrics.coco import accumulate
-from dpeval.metrics.run import evaluate_similarities
+from dpeval.evaluation.match import ImageMatch
+from dpeval.evaluation import compute_similarities
+from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.run import evaluate_similarities
 from dpeval.params import EvalParams
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

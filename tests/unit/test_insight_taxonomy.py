@@ -18,8 +18,8 @@ from dpeval.insight.taxonomy import (
     part_confusion,
     taxonomy_counts,
 )
-from dpeval.metrics import compute_similarities
-from dpeval.metrics.similarity import Similarities
+from dpeval.evaluation import compute_similarities
+from dpeval.evaluation.prepare import Similarities
 from dpeval.template import MIRROR_PART
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpeval.match import box_iou, match_image
-from dpeval.metrics.coco import accumulate
+from dpeval.evaluation.match import box_iou, match_image
+from dpeval.evaluation.cocoeval import accumulate
 from dpeval.params import EvalParams
 
 THR = EvalParams().iou_thrs
@@ -166,7 +166,8 @@ def test_accumulate_hand_computed_ap():
 
 
 def test_kernel_equals_reference_twin():
-    from dpeval import _match_kernels, _match_reference
+    from dpeval.evaluation import _kernels as _match_kernels
+    from dpeval.evaluation import _reference as _match_reference
 
     rng = np.random.default_rng(5)
     for _ in range(200):

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from dpeval.formats.model import Detection, Predictions
-from dpeval.match import match_image
-from dpeval.metrics.coco import accumulate
-from dpeval.metrics.similarity import top_detections
+from dpeval.evaluation.match import match_image
+from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.prepare import top_detections
 from dpeval.params import EvalParams
 
 

@@ -26,7 +26,7 @@ import dpeval
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.formats.model import Detection, Predictions
 from dpeval.geodesic import GeodesicSolver
-from dpeval.metrics import compute_similarities, similarity_matrix
+from dpeval.evaluation import compute_similarities, similarity_matrix
 from dpeval.params import EvalParams
 from dpeval.template import load_template
 

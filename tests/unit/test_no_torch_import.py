@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _SCRIPT = r"""
 import contextlib, io, sys
-import dpeval, dpeval.api, dpeval.cli, dpeval.leaderboard, dpeval.formats, dpeval.metrics
+import dpeval, dpeval.api, dpeval.cli, dpeval.leaderboard, dpeval.formats, dpeval.evaluation
 assert "torch" not in sys.modules, "torch imported by a dpeval import"
 with contextlib.redirect_stdout(io.StringIO()):
     code = dpeval.cli.main(["score", "examples/preds.json", "examples/gt.json"])

@@ -19,7 +19,7 @@ import dpeval
 from dpeval.errors import ParamsError
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.geodesic import GeodesicSolver
-from dpeval.metrics.similarity import compute_similarities
+from dpeval.evaluation.prepare import compute_similarities
 from dpeval.params import KAPPA_PAPER, ORACLES
 
 ROOT = Path(__file__).resolve().parents[2]

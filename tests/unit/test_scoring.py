@@ -7,8 +7,8 @@ import pytest
 from _cases import EuclideanSolver, make_case, records
 
 from dpeval.formats.model import Detection, Predictions
-from dpeval.metrics import DensePoseMetric, auc, compute_similarities, ratio_correct_points
-from dpeval.metrics.run import evaluate_similarities
+from dpeval.evaluation import DensePoseMetric, auc, compute_similarities, ratio_correct_points
+from dpeval.evaluation.run import evaluate_similarities
 from dpeval.params import KAPPA_PER_PART
 
 
@@ -186,7 +186,7 @@ def test_worker_processes_equal_serial(open_template):
 def test_skipping_untouched_detections_changes_nothing(open_template, monkeypatch):
     """Detections that touch no GT box or mask are not decoded; the numbers must be
     those of decoding everything."""
-    import dpeval.metrics.similarity as sim_mod
+    import dpeval.evaluation.prepare as sim_mod
 
     gt_dict, dets = make_case(seed=10, n_images=5, points=30)
     rng = np.random.default_rng(1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from dpeval.metrics.masks import decode_rle, detection_mask, gt_mask, mask_iou
+from dpeval.evaluation.masks import decode_rle, detection_mask, gt_mask, mask_iou
 from dpeval.synth.annotate import (
     COARSE_OF_FINE,
     AnnotateConfig,

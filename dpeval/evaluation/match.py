@@ -3,7 +3,7 @@
 In: a similarity matrix (detections x ground truths; GPS, GPSm or mask IoU), box IoUs
 for the uv fallback, GT ignore and crowd flags, areas, thresholds.
 Out: :class:`ImageMatch` (which detection matched which GT at each threshold, which
-are ignored), the input of :mod:`dpeval.metrics.coco`'s accumulation.
+are ignored), the input of :mod:`dpeval.evaluation.cocoeval`'s accumulation.
 
 The rules are those of DensePose's ``evaluateImg`` (spec §4), quirks included:
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _match_kernels
-from .params import BOX_FALLBACK_IOU
+from . import _kernels
+from ..params import BOX_FALLBACK_IOU
 
 __all__ = ["ImageMatch", "box_iou", "match_image"]
 
@@ -140,7 +140,7 @@ def match_image(
     s = np.ascontiguousarray(np.asarray(sim, dtype=np.float64)[:, order])
     use_box = box_ious is not None
     b = np.ascontiguousarray(np.asarray(box_ious, dtype=np.float64)[:, order]) if use_box else s
-    m, mg, dt_ignore = _match_kernels.greedy_match(
+    m, mg, dt_ignore = _kernels.greedy_match(
         s,
         np.ascontiguousarray(gt_ignore[order]),
         np.ascontiguousarray(np.asarray(gt_crowd, dtype=bool)[order]),

@@ -10,9 +10,9 @@ import numpy as np
 from ..formats.model import GroundTruth, Predictions
 from ..params import EvalParams
 from ..template import BodyTemplate
-from .coco import DensePoseEval
+from .cocoeval import DensePoseEval
 from .points import RCP_GRID, point_metrics
-from .similarity import Similarities
+from .prepare import Similarities
 
 __all__ = ["evaluate_similarities", "points_block"]
 

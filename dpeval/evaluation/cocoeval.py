@@ -5,7 +5,7 @@ In: ground truth, instance predictions, a template (and its geodesic solver), an
 ``eval["recall"]`` (T, K, A, M), ``eval["scores"]`` and ``stats``.
 
 Stages as users know them from pycocotools: :meth:`DensePoseEval.evaluate` (similarities,
-then greedy matching per image, :mod:`dpeval.match`), :meth:`~DensePoseEval.accumulate`
+then greedy matching per image, :mod:`dpeval.evaluation.match`), :meth:`~DensePoseEval.accumulate`
 (precision/recall exactly as pycocotools) and :meth:`~DensePoseEval.summarize` (the
 official 18-line layout; :meth:`~DensePoseEval.stats_as_dict` names the numbers).
 """
@@ -20,10 +20,10 @@ import numpy as np
 
 from ..errors import StateError
 from ..formats.model import GroundTruth, Predictions
-from ..match import ImageMatch, match_image
+from .match import ImageMatch, match_image
 from ..params import EvalParams
 from ..template import BodyTemplate, load_template
-from .similarity import ImageSims, Similarities, compute_similarities
+from .prepare import ImageSims, Similarities, compute_similarities
 
 __all__ = ["STAT_NAMES", "DensePoseEval", "accumulate", "similarity_matrix"]
 

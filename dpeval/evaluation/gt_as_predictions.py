@@ -8,7 +8,7 @@ built so that the evaluator reads back what the annotator wrote.
 The map, person by person:
 
 1. foreground = the evaluator's own ground-truth mask of the person for ``protocol``
-   (:func:`~dpeval.metrics.masks.gt_mask`), moved into the box; its pixels get part 1
+   (:func:`~dpeval.evaluation.masks.gt_mask`), moved into the box; its pixels get part 1
    with U = V = 0 (no GT point is read there);
 2. each GT point is written at the pixel the evaluator samples for it (the same float
    operations: ``trunc(gx + dp_x * gw / 255 - gx)``), with ``I = dp_I`` and the uint8

@@ -19,7 +19,7 @@ from ..formats.model import GroundTruth, Predictions
 from ..params import EvalParams
 from ..template import BodyTemplate, load_template
 from .run import evaluate_similarities
-from .similarity import Similarities, compute_similarities
+from .prepare import Similarities, compute_similarities
 
 __all__ = ["DensePoseMetric"]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .coco import STAT_NAMES, DensePoseEval, accumulate, similarity_matrix
+from .cocoeval import STAT_NAMES, DensePoseEval, accumulate, similarity_matrix
 from .points import PointMetrics, auc, point_metrics, ratio_correct_points
 from .run import evaluate_similarities
-from .similarity import ImageSims, Similarities, compute_similarities
+from .prepare import ImageSims, Similarities, compute_similarities
 from .streaming import DensePoseMetric
 
 __all__ = [

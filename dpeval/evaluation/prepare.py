@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..formats.model import GroundTruth, Predictions
-from ..match import box_iou
+from .match import box_iou
 from ..params import KAPPA_PAPER, KAPPA_PER_PART
 from ..template import BodyTemplate
 from .images import ImageOptions, ImagePlan, run_images

@@ -4,7 +4,7 @@ In: an :class:`ImageTask` (the GT people and detections of one image and categor
 the GT points they own) and the template's ``(25, 256, 256)`` closest-vertex table
 (``BodyTemplate.uv8_lut``). Out: an :class:`ImageResult` (predicted vertex and part at
 every GT point under every detection, and the mask IoUs). Geodesic distances and
-everything after them are computed by :func:`~dpeval.metrics.similarity.compute_similarities`
+everything after them are computed by :func:`~dpeval.evaluation.prepare.compute_similarities`
 on the gathered results.
 
 :func:`image_similarities` is a module-level function of picklable arguments, so the same

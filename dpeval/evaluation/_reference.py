@@ -1,4 +1,4 @@
-"""Stage 4 (matching): slow twin of :mod:`dpeval._match_kernels` (used by the tests)."""
+"""Stage 4 (matching): slow twin of :mod:`dpeval.evaluation._kernels` (used by the tests)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def greedy_match(
     use_box: bool,
     fallback_iou: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Twin of :func:`dpeval._match_kernels.greedy_match`: the pycocotools loops, verbatim in
+    """Twin of :func:`dpeval.evaluation._kernels.greedy_match`: the pycocotools loops, verbatim in
     structure (threshold, detection, GT), plus the uv box fallback."""
     n_t = len(thresholds)
     n_d, n_g = sim.shape

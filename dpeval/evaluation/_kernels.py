@@ -1,9 +1,9 @@
-"""Stage 4 (matching): the Numba kernel of :mod:`dpeval.match`.
+"""Stage 4 (matching): the Numba kernel of :mod:`dpeval.evaluation.match`.
 
 :func:`greedy_match` runs DensePose's greedy matching of one image; it trusts its
-input (the wrapper :func:`dpeval.match.match_image` sorts the GTs and passes
+input (the wrapper :func:`dpeval.evaluation.match.match_image` sorts the GTs and passes
 C-contiguous float64/bool arrays). Its slow twin of the same name, the pycocotools
-loops written out, is in :mod:`dpeval._match_reference`.
+loops written out, is in :mod:`dpeval.evaluation._reference`.
 """
 
 from __future__ import annotations
