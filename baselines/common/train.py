@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -160,13 +161,24 @@ class Schedule:
     min_factor: float = 0.0
 
 
-def lr_factor(it: int, s: Schedule) -> float:
-    """Multiplier of the base LR at 0-based iteration ``it``."""
-    if s.kind == "cosine":
+def lr_factor(it: int, s: Schedule, progress: float | None = None) -> float:
+    """Multiplier of the base LR at 0-based iteration ``it``.
+
+    ``progress`` (fraction of a wall-clock budget spent, in [0, 1]) replaces
+    ``it / max_iters`` for the cosine decay and the step points (steps are then read as
+    fractions ``step / max_iters``); the warm-up still counts iterations.
+    """
+    if progress is not None:
+        t = min(max(float(progress), 0.0), 1.0)
+    else:
         t = min(it, s.max_iters) / max(s.max_iters, 1)
+    if s.kind == "cosine":
         factor = s.min_factor + (1 - s.min_factor) * 0.5 * (1 + math.cos(math.pi * t))
     elif s.kind == "step":
-        factor = s.gamma ** sum(it >= step for step in s.steps)
+        if progress is not None:
+            factor = s.gamma ** sum(t >= step / max(s.max_iters, 1) for step in s.steps)
+        else:
+            factor = s.gamma ** sum(it >= step for step in s.steps)
     elif s.kind == "constant":
         factor = 1.0
     else:
@@ -211,6 +223,9 @@ def train_loop(
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: int = 0,
     start_iter: int = 0,
+    time_budget: float | None = None,
+    clock: dict[str, float] | None = None,
+    progress_bar: bool | None = None,
 ) -> list[dict[str, float]]:
     """Run ``schedule.max_iters - start_iter`` optimiser steps.
 
@@ -237,6 +252,17 @@ def train_loop(
         Called every ``checkpoint_every`` iterations (0: never) and at the end.
     start_iter : int
         To resume.
+    time_budget : float, optional
+        Wall-clock seconds of training (all sessions of a resumed run together): the loop
+        stops when they are spent (or at ``schedule.max_iters``, whichever comes first),
+        and the LR schedule follows the fraction of the budget spent instead of the
+        iteration count (so a slower, contended machine gets a complete schedule in
+        fewer iterations).
+    clock : dict, optional
+        ``{"elapsed": seconds}`` trained before this call (resume); updated in place
+        every iteration, so a ``checkpoint`` callback can save it.
+    progress_bar : bool, optional
+        A tqdm bar with ETA on stderr; default: only when stderr is a terminal.
 
     Returns
     -------
@@ -248,9 +274,19 @@ def train_loop(
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
     history: list[dict[str, float]] = []
+    clock = clock if clock is not None else {}
+    before = float(clock.get("elapsed", 0.0))
+    bar = _progress_bar(progress_bar, schedule, start_iter, time_budget, before)
     t0 = time.perf_counter()
+    it_end = start_iter
     for it in range(start_iter, schedule.max_iters):
-        factor = lr_factor(it, schedule)
+        elapsed = before + time.perf_counter() - t0
+        progress = None
+        if time_budget is not None:
+            progress = elapsed / time_budget
+            if progress >= 1.0:
+                break
+        factor = lr_factor(it, schedule, progress)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
         batch = next(batches)
@@ -278,14 +314,43 @@ def train_loop(
             optimizer.step()
         record = {"iter": it, "lr": optimizer.param_groups[0]["lr"], "loss": float(total.detach())}
         record.update({k: float(v.detach()) for k, v in losses.items()})
-        record["time"] = time.perf_counter() - t0
+        clock["elapsed"] = before + time.perf_counter() - t0
+        record["time"] = clock["elapsed"]
         history.append(record)
+        it_end = it + 1
+        if bar is not None:
+            bar.update(1 if time_budget is None else clock["elapsed"] - bar.n)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", it=it_end, refresh=False)
         if loss_log is not None and (it % max(log_every, 1) == 0 or it == schedule.max_iters - 1):
             loss_log.write(record)
         if it % 20 == 0:
             log.info("iter %d loss %.4f lr %.2e", it, record["loss"], record["lr"])
         if checkpoint is not None and checkpoint_every and (it + 1) % checkpoint_every == 0:
             checkpoint(it + 1)
-    if checkpoint is not None:
-        checkpoint(schedule.max_iters)
+    if bar is not None:
+        bar.close()
+    if checkpoint is not None and it_end > start_iter:
+        checkpoint(it_end)
     return history
+
+
+def _progress_bar(
+    enabled: bool | None,
+    schedule: Schedule,
+    start_iter: int,
+    time_budget: float | None,
+    before: float,
+):
+    """A tqdm bar over iterations (or over budget seconds), or None."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    if time_budget is not None:
+        return tqdm(total=round(time_budget), initial=round(before), unit="s", desc="train",
+                    dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s "
+                    "[{elapsed}<{remaining}{postfix}]")  # fmt: skip
+    return tqdm(total=schedule.max_iters, initial=start_iter, unit="it", desc="train",
+                dynamic_ncols=True)  # fmt: skip

@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m baselines.fcn", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train on a DensePose-Synth split (needs IUV maps)")
-    t.add_argument("--config", default="tiny", choices=["tiny", "full"])
+    t.add_argument("--config", default="tiny", choices=["tiny", "full", "cpu", "gpu"])
     t.add_argument("--data", required=True, type=Path, help="dataset root (dpeval synth)")
     t.add_argument("--split", default="train")
     t.add_argument("--annotations", type=Path, help="ground-truth JSON (default: synth layout)")
@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-images", type=int)
+    t.add_argument("--time-budget", type=float, help="training seconds (LR schedule over them)")
+    t.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/model.pt")
     q = sub.add_parser("predict", help="write instance results (and dense maps)")
     q.add_argument("--ckpt", required=True, type=Path, help="checkpoint directory")
     q.add_argument("--data", required=True, type=Path, help="dataset root")
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             workers=args.workers,
             threads=args.threads,
+            time_budget=args.time_budget,
         )
         out = args.out or default_checkpoint_dir("fcn", args.config)
         res = train(
@@ -78,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             seed=args.seed,
             max_images=args.max_images,
+            resume=args.resume,
         )
         h = res.history
+        if not h:
+            print(f"nothing to do: {res.checkpoint} has finished its schedule")
+            return 0
         print(
             f"trained {len(h)} iterations in {res.seconds:.1f} s "
             f"({res.seconds / max(len(h), 1):.2f} s/it)"

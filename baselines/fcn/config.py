@@ -39,6 +39,17 @@ class FCNConfig:
         Cross-entropy weight of the background class.
     uv_weight : float
         Weight of the U and V losses against the part loss.
+    uv_beta : float
+        Smooth-L1 transition point of the U and V losses (U, V in [0, 1]: with 1.0 the
+        loss is quadratic everywhere and its gradient vanishes as errors shrink).
+    flip : bool
+        Random horizontal flips with the template's mirror tables
+        (:mod:`baselines.common.flip`).
+    channels_last : bool
+        NHWC memory format for the network (also on CPU).
+    time_budget : float or None
+        Wall-clock seconds of training: stop when spent, LR schedule over the budget
+        (``iters`` is then an upper bound).
     amp : bool
         Mixed precision on CUDA.
     workers : int
@@ -72,6 +83,10 @@ class FCNConfig:
     clip_grad: float | None = 5.0
     bg_weight: float = 0.5
     uv_weight: float = 1.0
+    uv_beta: float = 1.0
+    flip: bool = False
+    channels_last: bool = False
+    time_budget: float | None = None
     amp: bool = True
     workers: int = 0
     threads: int = 1
@@ -128,7 +143,66 @@ FULL = FCNConfig(
 512 x 384 crops of the 640 x 480 synth images, batch 16, AMP, 8 workers. 60k iterations
 are about 48 epochs of a 20,000-image train split (from scratch, GroupNorm)."""
 
-CONFIGS = {"tiny": TINY, "full": FULL}
+CPU = FCNConfig(
+    name="cpu",
+    arch="fpn",
+    depth=18,
+    width=32,
+    norm="bn",
+    fpn_channels=64,
+    head_channels=64,
+    head_convs=2,
+    batch_size=8,
+    iters=100_000,
+    lr=6e-3,
+    weight_decay=1e-4,
+    warmup_iters=20,
+    schedule="cosine",
+    clip_grad=5.0,
+    bg_weight=0.5,
+    uv_weight=2.0,
+    uv_beta=0.05,
+    flip=True,
+    channels_last=True,
+    time_budget=3500.0,
+    threads=1,
+    min_area=40,
+)
+"""CPU recipe config (``python -m baselines.reproduce cpu``): ResNet-18 at width 32 +
+FPN(64), BatchNorm, head 2 x 64 at stride 4, whole 192 x 160 images, batch 8, AdamW
+peak 6e-3 with a cosine decay over a 58-minute wall-clock budget on one thread,
+smooth-L1 (beta 0.05) U/V at twice the weight, flips, channels_last."""
+
+GPU = FCNConfig(
+    name="gpu",
+    arch="fpn",
+    depth=34,
+    width=64,
+    norm="bn",
+    fpn_channels=128,
+    head_channels=128,
+    head_convs=3,
+    batch_size=64,
+    iters=100_000,
+    lr=4e-3,
+    weight_decay=1e-4,
+    warmup_iters=100,
+    schedule="cosine",
+    bg_weight=0.5,
+    uv_weight=2.0,
+    uv_beta=0.05,
+    flip=True,
+    channels_last=True,
+    time_budget=150.0,
+    amp=True,
+    workers=6,
+    threads=1,
+    min_area=40,
+)
+"""GPU recipe config (``python -m baselines.reproduce gpu``, one H200, 2.5-minute budget):
+ResNet-34 + FPN(128), BatchNorm, head 3 x 128, batch 64, bf16, channels_last, 6 workers."""
+
+CONFIGS = {"tiny": TINY, "full": FULL, "cpu": CPU, "gpu": GPU}
 
 
 def get_config(name: str, **overrides: Any) -> FCNConfig:

@@ -23,12 +23,21 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..common.data import SynthDataset, pad_batch
+from ..common.distributed import (
+    cleanup,
+    endless_epochs,
+    make_sampler,
+    setup_distributed,
+    wrap_model,
+)
+from ..common.flip import flip_iuv, uv_mirror_lut
 from ..common.losses import IGNORE, dense_iuv_losses
 from ..common.train import (
     LossLog,
     Schedule,
     choose_device,
     endless,
+    load_checkpoint,
     save_checkpoint,
     seed_everything,
     setup_torch,
@@ -59,19 +68,21 @@ class IUVTargets(Dataset):
     Crop positions come from torch's generator (seeded per DataLoader worker by torch).
     """
 
-    def __init__(self, ds: SynthDataset, crop: tuple[int, int] | None = None):
+    def __init__(self, ds: SynthDataset, crop: tuple[int, int] | None = None, flip: bool = False):
         if not ds.load_iuv:
             raise ValueError(
                 f"{ds.iuv_dir}: no IUV maps; the FCN trains on image-level IUV ground truth "
                 "(DensePose-Synth from `dpeval synth`), which real DensePose-COCO lacks"
             )
-        self.ds, self.crop = ds, crop
+        self.ds, self.crop, self.flip = ds, crop, flip
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         image, iuv = self.ds.image_and_iuv(i)
+        if self.flip and bool(torch.rand(()) < 0.5):
+            image, iuv = image.flip(-1), flip_iuv(iuv)
         labels = iuv[0].long()
         u = iuv[1].float() / 255.0
         v = iuv[2].float() / 255.0
@@ -99,6 +110,8 @@ def collate_iuv(batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def fcn_losses(model: DenseRegFCN, batch, cfg: FCNConfig, device: torch.device) -> dict:
     """The DensePose losses of one batch (U and V weighted by ``cfg.uv_weight``)."""
     images, labels, u_gt, v_gt = (t.to(device, non_blocking=True) for t in batch)
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
     out = model(images)
     losses = dense_iuv_losses(
         out["part_logits"].float(),
@@ -108,6 +121,7 @@ def fcn_losses(model: DenseRegFCN, batch, cfg: FCNConfig, device: torch.device) 
         u_gt,
         v_gt,
         bg_weight=cfg.bg_weight,
+        beta=cfg.uv_beta,
     )
     losses["loss_U"] = losses["loss_U"] * cfg.uv_weight
     losses["loss_V"] = losses["loss_V"] * cfg.uv_weight
@@ -148,6 +162,8 @@ def train(
     device: str = "auto",
     seed: int = 0,
     max_images: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train the FCN from scratch; write the checkpoint, config and loss log to ``out_dir``.
 
@@ -163,23 +179,38 @@ def train(
         Passed to :class:`SynthDataset`.
     device : {"auto", "cpu", "cuda"}
     seed : int
+    resume : bool
+        Continue from ``out_dir/model.pt`` (weights, optimiser, iteration, seconds spent)
+        when it exists; the loss log is appended to.
+    progress : bool, optional
+        Progress bar with ETA (default: only on a terminal).
 
     Returns
     -------
     TrainResult
     """
+    dist_ctx, device = setup_distributed(device)  # torchrun: DDP (a no-op otherwise)
+    if dist_ctx.world_size > 1 and getattr(cfg, "time_budget", None):
+        raise ValueError(
+            "a time budget cannot be shared by torchrun processes (they would stop at "
+            "different iterations); train a fixed number of iterations (--iters)"
+        )
     dev = choose_device(device)
     setup_torch(dev, cfg.threads)
     seed_everything(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = SynthDataset(data_root, split, annotations=annotations, max_images=max_images)
-    targets = IUVTargets(ds, cfg.crop)
+    targets = IUVTargets(ds, cfg.crop, cfg.flip)
+    if cfg.flip:
+        uv_mirror_lut()  # tabulate (or read) the mirror map before the clock starts
     gen = torch.Generator().manual_seed(seed)
+    sampler = make_sampler(targets, dist_ctx, seed)  # this rank's share (None: all)
     loader = DataLoader(
         targets,
         batch_size=min(cfg.batch_size, len(targets)),
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         drop_last=True,
         num_workers=cfg.workers,
         collate_fn=collate_iuv,
@@ -188,9 +219,16 @@ def train(
         persistent_workers=cfg.workers > 0,
     )
     model = DenseRegFCN(cfg).to(dev)
-    if dev.type == "cuda":
+    if dev.type == "cuda" or cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, clock = 0, {"elapsed": 0.0}
+    if resume and (out_dir / CHECKPOINT).exists():
+        state = load_checkpoint(out_dir / CHECKPOINT, map_location=dev)
+        model.load_state_dict(state["model"])
+        if state.get("optimizer"):
+            optimizer.load_state_dict(state["optimizer"])
+        start, clock["elapsed"] = int(state["iter"]), float(state.get("elapsed", 0.0))
     schedule = Schedule(
         max_iters=cfg.iters,
         warmup_iters=min(cfg.warmup_iters, cfg.iters),
@@ -206,24 +244,38 @@ def train(
     }
 
     def checkpoint(it: int) -> None:
+        if not dist_ctx.is_main:
+            return  # rank 0 writes the checkpoint
         save_checkpoint(
             out_dir / CHECKPOINT,
-            {"model": model.state_dict(), "config": cfg.to_dict(), "iter": it, **meta},
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "config": cfg.to_dict(),
+                "iter": it,
+                "elapsed": clock["elapsed"],
+                **meta,
+            },
         )
 
     t0 = time.perf_counter()
     history = train_loop(
-        model,
-        endless(loader),
+        wrap_model(model, dist_ctx),
+        endless(loader) if sampler is None else endless_epochs(loader, sampler),
         lambda m, b: fcn_losses(m, b, cfg, dev),
         optimizer,
         schedule,
         device=dev,
         clip_grad=cfg.clip_grad,
         amp=cfg.amp,
-        loss_log=LossLog(out_dir / LOSS_LOG),
+        loss_log=LossLog(out_dir / LOSS_LOG if dist_ctx.is_main else None, append=start > 0),
         checkpoint=checkpoint,
-        checkpoint_every=5_000,
+        checkpoint_every=200 if cfg.time_budget else 5_000,
+        start_iter=start,
+        time_budget=cfg.time_budget,
+        clock=clock,
+        progress_bar=progress,
     )
     seconds = time.perf_counter() - t0
+    cleanup(dist_ctx)
     return TrainResult(out_dir / CHECKPOINT, history, seconds)

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-images", type=int)
     t.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/model.pt")
+    t.add_argument("--time-budget", type=float, help="training seconds (LR schedule over them)")
     q = sub.add_parser("predict", help="write a challenge results JSON")
     q.add_argument("--ckpt", required=True, help="checkpoint directory")
     q.add_argument("--data", required=True, help="dataset root")
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = get_config(
             args.config, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-            workers=args.workers, threads=args.threads,
+            workers=args.workers, threads=args.threads, time_budget=args.time_budget,
         )  # fmt: skip
         out = args.out or default_checkpoint_dir("rcnn", args.config)
         r = train(
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             image_dir=args.image_dir, device=args.device, seed=args.seed,
             max_images=args.max_images, resume=args.resume,
         )  # fmt: skip
+        if not r.losses:
+            print(f"nothing to do: {out} has finished its schedule")
+            return 0
         print(
             f"trained {r.iters} iterations in {r.seconds:.1f} s ({r.s_per_iter:.3f} s/iter); "
             f"loss first {r.losses[0]:.4f} last {r.losses[-1]:.4f} "

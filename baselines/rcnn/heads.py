@@ -293,8 +293,12 @@ def densepose_losses(
     pixels) times its weight, and a zero that keeps the graph when there is no target.
     """
     zero = sum(t.sum() for t in out.values()) * 0.0
-    roi_index, gx, gy, parts, u, v = point_targets(rois, dps)
     losses = {"dp_part": zero, "dp_uv": zero, "dp_coarse": zero}
+    if any(d is not None and "iuv" in d for d in dps):
+        losses.update(dense_losses(out, rois, dps, cfg))
+        parts = ()
+    else:
+        roi_index, gx, gy, parts, u, v = point_targets(rois, dps)
     if len(parts):
         fine = sample_at_points(out["fine"].float(), roi_index, gx, gy)
         losses["dp_part"] = cfg.w_part * F.cross_entropy(fine, parts)
@@ -308,6 +312,70 @@ def densepose_losses(
     labels, keep = coarse_targets(rois, gt_boxes, masks, size, cfg.coarse_classes == 2)
     if len(keep):
         losses["dp_coarse"] = cfg.w_coarse * F.cross_entropy(out["coarse"][keep].float(), labels)
+    return losses
+
+
+def dense_targets(rois: Tensor, dps: Sequence[dict | None], size: int) -> tuple[Tensor, ...]:
+    """I, U, V of the synthetic IUV map at the centres of each ROI's output cells.
+
+    Parameters
+    ----------
+    rois : (K, 4) xyxy
+    dps : list of K dicts with ``iuv`` ((3, H, W) uint8 image-level map) and ``mask``
+        ((H, W) instance mask of the matched person); None gives ignored cells.
+    size : int
+        Output grid (cell centres at ``x1 + (j + 0.5) (x2 - x1) / size``).
+
+    Returns
+    -------
+    labels : (K, size, size) int64
+        The map's part where the cell centre's pixel belongs to the person, 0 elsewhere
+        in the image, -1 outside the image or without a target.
+    u, v : (K, size, size) float32 in [0, 1]
+    """
+    dev = rois.device
+    k = len(rois)
+    labels = torch.full((k, size, size), -1, dtype=torch.int64, device=dev)
+    u = torch.zeros((k, size, size), device=dev)
+    v = torch.zeros((k, size, size), device=dev)
+    t = (torch.arange(size, device=dev, dtype=torch.float32) + 0.5) / size
+    r = rois.float()
+    xs = (r[:, 0:1] + t[None] * (r[:, 2:3] - r[:, 0:1])).floor().long()  # (K, size)
+    ys = (r[:, 1:2] + t[None] * (r[:, 3:4] - r[:, 1:2])).floor().long()
+    for j, d in enumerate(dps):
+        if d is None or "iuv" not in d:
+            continue
+        iuv, mask = d["iuv"].to(dev), d["mask"].to(dev)
+        h, w = mask.shape
+        vx, vy = (xs[j] >= 0) & (xs[j] < w), (ys[j] >= 0) & (ys[j] < h)
+        yy, xx = ys[j].clamp(0, h - 1)[:, None], xs[j].clamp(0, w - 1)[None, :]
+        own = mask[yy, xx] > 0
+        lab = iuv[0][yy, xx].long() * own
+        labels[j] = torch.where(vy[:, None] & vx[None, :], lab, -1)
+        u[j] = iuv[1][yy, xx].float() / 255.0
+        v[j] = iuv[2][yy, xx].float() / 255.0
+    return labels, u, v
+
+
+def dense_losses(out: dict[str, Tensor], rois: Tensor, dps: Sequence[dict | None], cfg):
+    """``dp_part`` (25-way CE on every cell, background included) and ``dp_uv`` (own-part
+    smooth-L1 on the person's cells) against :func:`dense_targets`."""
+    size = out["fine"].shape[-1]
+    labels, u, v = dense_targets(rois, dps, size)
+    fine = out["fine"].float()
+    zero = fine.sum() * 0.0
+    losses = {"dp_part": zero, "dp_uv": zero}
+    if (labels >= 0).any():
+        losses["dp_part"] = cfg.w_part * F.cross_entropy(fine, labels, ignore_index=-1)
+    fg = labels > 0
+    if fg.any():
+        ch = (labels.clamp(min=1) - 1)[:, None]
+        pu = out["u"].float().gather(1, ch)[:, 0][fg]
+        pv = out["v"].float().gather(1, ch)[:, 0][fg]
+        uv = F.smooth_l1_loss(pu, u[fg], beta=cfg.uv_beta) + F.smooth_l1_loss(
+            pv, v[fg], beta=cfg.uv_beta
+        )
+        losses["dp_uv"] = cfg.w_uv * uv
     return losses
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from baselines.common.data import SynthDataset, collate
+from baselines.common.flip import flip_item, uv_mirror_lut
 from baselines.common.train import (
     LossLog,
     Schedule,
@@ -78,14 +79,29 @@ class TrainResult:
 
 
 def schedule(cfg: RCNNConfig) -> Schedule:
-    """Linear warm-up from ``lr / 100``, then x0.1 at each ``lr_steps`` fraction."""
+    """Linear warm-up from ``lr / 100``, then x0.1 at each ``lr_steps`` fraction (or a
+    cosine decay when ``cfg.lr_schedule == "cosine"``)."""
     return Schedule(
         max_iters=cfg.iters,
         warmup_iters=cfg.warmup_iters,
         warmup_factor=0.01,
-        kind="step",
+        kind=cfg.lr_schedule,
         steps=tuple(int(f * cfg.iters) for f in cfg.lr_steps),
     )
+
+
+class Flipped(torch.utils.data.Dataset):
+    """A :class:`SynthDataset` whose items are mirrored (labels too) with probability 0.5."""
+
+    def __init__(self, ds: SynthDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.ds[i]
+        return flip_item(item) if bool(torch.rand(()) < 0.5) else item
 
 
 def make_optimizer(model: torch.nn.Module, cfg: RCNNConfig) -> torch.optim.Optimizer:
@@ -105,10 +121,13 @@ def make_optimizer(model: torch.nn.Module, cfg: RCNNConfig) -> torch.optim.Optim
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
 
 
-def _loss_fn(device: torch.device):
+def _loss_fn(device: torch.device, channels_last: bool = False):
     def fn(model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
         images, metas = batch
-        return model(images.to(device, non_blocking=True), metas)
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return model(images, metas)
 
     return fn
 
@@ -125,6 +144,7 @@ def train(
     seed: int = 0,
     max_images: int | None = None,
     resume: bool = False,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train ``cfg.iters`` iterations and write the checkpoint directory.
 
@@ -145,7 +165,10 @@ def train(
     max_images : int, optional
         Train on the first images of the split only (smoke tests).
     resume : bool
-        Continue from ``out_dir/model.pt`` when it exists.
+        Continue from ``out_dir/model.pt`` when it exists (iteration, optimiser and the
+        seconds already spent, for a ``time_budget``).
+    progress : bool, optional
+        Progress bar with ETA (default: only on a terminal).
 
     Returns
     -------
@@ -159,13 +182,20 @@ def train(
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     dataset = SynthDataset(
-        data, split, annotations=annotations, image_dir=image_dir, load_iuv=False,
-        max_images=max_images,
+        data, split, annotations=annotations, image_dir=image_dir,
+        load_iuv=cfg.dense_targets, max_images=max_images,
     )  # fmt: skip
     if len(dataset) == 0:
         raise ValueError(f"{data}: split {split!r} has no images")
+    if cfg.dense_targets and not dataset.load_iuv:
+        raise ValueError(
+            f"{dataset.iuv_dir}: no IUV maps; dense_targets needs DensePose-Synth's "
+            "image-level IUV maps (use a config with dense_targets=False for sparse points)"
+        )
+    if cfg.flip:
+        uv_mirror_lut()  # tabulate (or read) the mirror map before the clock starts
     loader = torch.utils.data.DataLoader(
-        dataset,
+        Flipped(dataset) if cfg.flip else dataset,
         batch_size=min(cfg.batch_size, len(dataset)),
         shuffle=True,
         drop_last=True,
@@ -176,8 +206,10 @@ def train(
         pin_memory=dev.type == "cuda",
     )
     model = DensePoseRCNN(cfg).to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
-    start = 0
+    start, clock = 0, {"elapsed": 0.0}
     ckpt = out / MODEL_FILE
     if resume and ckpt.exists():
         state = load_checkpoint(ckpt, map_location=dev)
@@ -185,18 +217,19 @@ def train(
         if state.get("optimizer"):
             opt.load_state_dict(state["optimizer"])
         start = int(state["iter"])
+        clock["elapsed"] = float(state.get("elapsed", 0.0))
     (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     def checkpoint(it: int) -> None:
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "config": cfg.to_dict(), "iter": it}  # fmt: skip
+                 "config": cfg.to_dict(), "iter": it, "elapsed": clock["elapsed"]}  # fmt: skip
         save_checkpoint(ckpt, state)
 
     t0 = time.perf_counter()
     history = train_loop(
         model,
         endless(loader),
-        _loss_fn(dev),
+        _loss_fn(dev, cfg.channels_last),
         opt,
         schedule(cfg),
         device=dev,
@@ -207,6 +240,9 @@ def train(
         checkpoint=checkpoint,
         checkpoint_every=cfg.ckpt_every,
         start_iter=start,
+        time_budget=cfg.time_budget,
+        clock=clock,
+        progress_bar=progress,
     )
     seconds = time.perf_counter() - t0
     return TrainResult(
