@@ -206,6 +206,9 @@ def score(
     if is_cse_source(preds):
         from .cse.run import cse_bank, score_cse
 
+        if oracle is not None:
+            raise ParamsError("the oracle modes are defined for IUV predictions, not CSE")
+
         bank = cse_bank(
             meshes=meshes,
             registry=mesh_registry,
@@ -231,6 +234,13 @@ def score(
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
     tpl = load_template(template) if isinstance(template, str) else template
     p, g = _read(preds, gt, template=tpl, protocol=protocol)
+    chartless = next((a for a in g.annotations if a.has_dense and a.dp_I is None), None)
+    if chartless is not None:
+        raise FormatError(
+            f"{g.source}: annotation {chartless.index} (id={chartless.id}) has CSE points "
+            "only (dp_vertex, no dp_I/dp_U/dp_V); IUV predictions need chart ground truth, "
+            "CSE predictions are scored against this one"
+        )
     p, n_unknown = _check_images(p, g, allow_unknown_images)
     counts = {"predictions left out (image not in the ground truth)": n_unknown}
     counts = counts if n_unknown else {}

@@ -249,3 +249,12 @@ def test_bad_storage_size(case: dict, capsys) -> None:
     base = ["score", str(d / "results.pkl"), case["gt"], "--storage-schema", "2,2,8", "-q"]
     msg = _run(capsys, base)
     assert "not a multiple of the record size" in msg
+
+
+def test_bad_iuv_predictions_on_cse_only_ground_truth(case: dict, capsys) -> None:
+    d = case["dir"]
+    iuv = [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 16, 16], "score": 0.9,
+            "densepose": np.zeros((3, 16, 16), np.uint8)}]  # fmt: skip
+    (d / "iuv.pkl").write_bytes(pickle.dumps(iuv))
+    msg = _run(capsys, ["score", str(d / "iuv.pkl"), case["gt"], "-q"])
+    assert "annotation 0" in msg and "dp_vertex" in msg
