@@ -1,10 +1,24 @@
-"""Argument types shared by the command-line modules (``argparse`` ``type=`` callables)."""
+"""Argument types and handlers shared by the command-line modules (``argparse``)."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int"]
+from .errors import ParamsError
+
+__all__ = ["no_subcommand", "positive_int"]
+
+
+def no_subcommand(parser: argparse.ArgumentParser) -> int:
+    """Handler of a command group run without its subcommand: help, then one error line.
+
+    Raises
+    ------
+    ParamsError
+        Always (the command line turns it into ``dpeval: error: ...``, exit 2).
+    """
+    parser.print_help()
+    raise ParamsError(f"{parser.prog}: no subcommand given; choose one from the list above")
 
 
 def positive_int(text: str) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from ._argtypes import positive_int
+from ._argtypes import no_subcommand, positive_int
 from .errors import DpevalError, ParamsError
 from .params import ORACLES
 
@@ -289,12 +289,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"dpeval: error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    """Handler of a command group run without its subcommand: help, then one error line."""
-    parser.print_help()
-    raise ParamsError(f"{parser.prog}: no subcommand given; choose one from the list above")
-
-
 def active_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """The (sub)parser that parsed ``args``: follows every chosen subcommand down."""
     while True:
@@ -459,7 +453,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write Pdist_matrix.pkl, the condensed geodesic table (official order)",
     )
     exp.set_defaults(func=_cmd_template_export)
-    tp.set_defaults(func=lambda a: _no_subcommand(tp))
+    tp.set_defaults(func=lambda a: no_subcommand(tp))
     return p
 
 
@@ -472,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="dpeval: %(levelname)s: %(message)s",
     )
     if not hasattr(args, "func"):
-        args.func = lambda a: _no_subcommand(parser)
+        args.func = lambda a: no_subcommand(parser)
     previous = warnings.showwarning
     if not args.debug:  # one line per warning, without source lines
 

@@ -2,52 +2,63 @@
 admin``.
 
 :func:`add_leaderboard_parser` adds the ``leaderboard`` command to the ``dpeval``
-parser; each subcommand sets ``func`` to a handler returning the exit code. Errors are
-raised as :class:`~dpeval.errors.DpevalError` for ``dpeval.cli`` to turn into exit 2.
+parser. The same convention as ``dpeval.cli``: argparse validates the arguments, each
+handler validates the rest before acting and returns data (an entry, teams, paths...),
+and one output layer (:func:`_command` with a function from data to lines) prints it on
+stdout; errors are raised as :class:`~dpeval.errors.DpevalError`, which ``dpeval.cli``
+prints as one ``dpeval: error: ...`` line with exit 2. ``args.func(args)`` returns the
+exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .._argtypes import no_subcommand, positive_int
+from ..errors import ParamsError
 from .rank import DEFAULT_METRIC, METRICS
 from .store import BOX_PROTOCOLS
 from .submit import DEFAULT_RESAMPLES, DEFAULT_SPLIT
+from .text import format_interval
 
 __all__ = ["DEFAULT_STORE", "add_leaderboard_parser"]
 
 DEFAULT_STORE = "leaderboard"
+SUBMIT_METRICS = ("gpsm", "gps_perpart", "gps_paper", "iou", "auc10", "auc30")
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
+def _emit(lines: Iterable[str]) -> None:
+    """The output layer: lines on stdout, flushed (``serve`` prints while it runs)."""
+    for line in lines:
+        print(line)
+    sys.stdout.flush()
 
 
-def _no_subcommand(parser: argparse.ArgumentParser) -> int:
-    from ..errors import ParamsError
+def _command(show: Callable[[Any], Iterable[str]]) -> Callable[..., Callable[..., int]]:
+    """Decorator: the handler returns data, ``show`` turns it into lines, exit code 0."""
 
-    parser.print_help()
-    raise ParamsError(f"{parser.prog}: no subcommand given; choose one from the list above")
+    def decorate(handler: Callable[[argparse.Namespace], Any]) -> Callable[..., int]:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            _emit(show(handler(args)))
+            return 0
 
+        return run
 
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    return decorate
 
 
 def add_leaderboard_parser(subparsers: Any) -> None:
     """Add ``leaderboard`` (with ``submit``, ``show``, ``render``) to ``subparsers``."""
     lp = subparsers.add_parser("leaderboard", help="submit to, rank and render a leaderboard store")
     sub = lp.add_subparsers(dest="leaderboard_command", metavar="SUBCOMMAND")
-    lp.set_defaults(func=lambda a: _no_subcommand(lp))
+    lp.set_defaults(func=lambda a: no_subcommand(lp))
 
     sp = sub.add_parser(
         "submit", help="validate and score predictions, write a new leaderboard entry"
@@ -75,7 +86,7 @@ def add_leaderboard_parser(subparsers: Any) -> None:
     sp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
     sp.add_argument(
         "--resamples",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_RESAMPLES,
         help=f"bootstrap resamples of the 95%% intervals (default {DEFAULT_RESAMPLES})",
     )
@@ -126,29 +137,29 @@ def _add_serve_parser(sub: Any) -> None:
     )
     vp.add_argument(
         "--max-upload-mb",
-        type=_positive,
+        type=positive_int,
         default=d.max_upload_bytes // 2**20,
         help=f"largest upload in MiB (default {d.max_upload_bytes // 2**20})",
     )
     vp.add_argument(
         "--per-team-per-day",
-        type=_positive,
+        type=positive_int,
         default=d.per_team_per_day,
         help=f"submissions per team in 24 h (default {d.per_team_per_day})",
     )
     vp.add_argument(
         "--queue-cap",
-        type=_positive,
+        type=positive_int,
         default=d.queue_cap,
         help=f"jobs waiting before uploads get 429 (default {d.queue_cap})",
     )
     vp.add_argument(
         "--resamples",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_RESAMPLES,
         help=f"bootstrap resamples per entry (default {DEFAULT_RESAMPLES})",
     )
-    vp.add_argument("--threads", type=_positive, default=4, help="web threads (default 4)")
+    vp.add_argument("--threads", type=positive_int, default=4, help="web threads (default 4)")
     vp.add_argument(
         "--scheduler",
         metavar="ADDRESS|local:N",
@@ -157,7 +168,7 @@ def _add_serve_parser(sub: Any) -> None:
     )
     vp.add_argument(
         "--job-timeout",
-        type=_positive,
+        type=positive_int,
         default=3600,
         help="seconds one scoring job may take before the worker is killed (default 3600)",
     )
@@ -167,7 +178,7 @@ def _add_serve_parser(sub: Any) -> None:
 def _add_admin_parser(sub: Any) -> None:
     ap = sub.add_parser("admin", help="teams and submissions of a served benchmark")
     asub = ap.add_subparsers(dest="admin_command", metavar="ACTION")
-    ap.set_defaults(func=lambda a: _no_subcommand(ap))
+    ap.set_defaults(func=lambda a: no_subcommand(ap))
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", default=DEFAULT_STORE, help="store directory")
@@ -190,7 +201,7 @@ def _add_admin_parser(sub: Any) -> None:
     common(p)
     p.set_defaults(func=run_list_submissions)
     p = asub.add_parser("requeue", help="queue a finished or failed submission again")
-    p.add_argument("id", type=_positive)
+    p.add_argument("id", type=positive_int)
     common(p)
     p.set_defaults(func=run_requeue)
 
@@ -202,39 +213,53 @@ def _db(args: argparse.Namespace) -> Any:
 
 
 def _when(t: float | None) -> str:
-    import time
-
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
 
 
-def run_add_team(args: argparse.Namespace) -> int:
-    """``admin add-team``: prints the id and the token (the only time it is shown)."""
+def _new_team_lines(team: tuple[int, str, str]) -> list[str]:
+    team_id, name, token = team
+    return [
+        f"team {team_id}: {name}",
+        f"token: {token}",
+        "Give this token to the team now; it is not stored and cannot be shown again.",
+    ]
+
+
+@_command(_new_team_lines)
+def run_add_team(args: argparse.Namespace) -> tuple[int, str, str]:
+    """``admin add-team``: ``(id, name, token)``; the token is shown this once only."""
     team_id, token = _db(args).add_team(args.name)
-    _say(f"team {team_id}: {args.name.strip()}")
-    _say(f"token: {token}")
-    _say("Give this token to the team now; it is not stored and cannot be shown again.")
-    return 0
+    return team_id, args.name.strip(), token
 
 
-def run_list_teams(args: argparse.Namespace) -> int:
-    """``admin list-teams``: id, creation date, state, name."""
-    for t in _db(args).teams():
+def _team_lines(teams: list[Any]) -> Iterable[str]:
+    for t in teams:
         state = "active" if t.revoked is None else f"revoked {_when(t.revoked)}"
-        _say(f"{t.id:>4}  {_when(t.created)}  {state:<27}  {t.name}")
-    return 0
+        yield f"{t.id:>4}  {_when(t.created)}  {state:<27}  {t.name}"
 
 
-def run_revoke_team(args: argparse.Namespace) -> int:
-    """``admin revoke-team``."""
-    t = _db(args).revoke_team(args.name)
-    _say(f"revoked team {t.id}: {t.name}")
-    return 0
+@_command(_team_lines)
+def run_list_teams(args: argparse.Namespace) -> list[Any]:
+    """``admin list-teams``: the teams (id, creation date, state, name)."""
+    return _db(args).teams()
 
 
-def run_list_submissions(args: argparse.Namespace) -> int:
-    """``admin list-submissions``: one line per submission."""
-    from ..errors import ParamsError
+@_command(lambda t: [f"revoked team {t.id}: {t.name}"])
+def run_revoke_team(args: argparse.Namespace) -> Any:
+    """``admin revoke-team``: the revoked team."""
+    return _db(args).revoke_team(args.name)
 
+
+def _submission_lines(subs: list[Any]) -> Iterable[str]:
+    for s in subs:
+        tail = s.entry or (s.error or "")[:100]
+        yield (f"{s.id:>5}  {_when(s.created)}  {s.state:<7}  {s.attempts}  {s.team}  "
+               f"{s.name!r}  {tail}")  # fmt: skip
+
+
+@_command(_submission_lines)
+def run_list_submissions(args: argparse.Namespace) -> list[Any]:
+    """``admin list-submissions``: the submissions, newest first."""
     db = _db(args)
     team_id = None
     if args.team is not None:
@@ -242,24 +267,20 @@ def run_list_submissions(args: argparse.Namespace) -> int:
         if not match:
             raise ParamsError(f"no team named {args.team!r}")
         team_id = match[0].id
-    for s in db.submissions(team_id, args.state):
-        tail = s.entry or (s.error or "")[:100]
-        _say(f"{s.id:>5}  {_when(s.created)}  {s.state:<7}  {s.attempts}  {s.team}  "
-             f"{s.name!r}  {tail}")  # fmt: skip
-    return 0
+    return db.submissions(team_id, args.state)
 
 
+@_command(lambda sub_id: [f"submission {sub_id} queued again"])
 def run_requeue(args: argparse.Namespace) -> int:
-    """``admin requeue ID``."""
+    """``admin requeue ID``: the id queued again."""
     _db(args).requeue(args.id)
-    _say(f"submission {args.id} queued again")
-    return 0
+    return args.id
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """``dpeval leaderboard serve``: runs until SIGTERM or Ctrl-C."""
-    from ..errors import ParamsError
-
+@_command(lambda _: [])
+def run_serve(args: argparse.Namespace) -> None:
+    """``dpeval leaderboard serve``: runs until SIGTERM or Ctrl-C (prints the address
+    once it listens)."""
     try:
         from .server import Limits
         from .supervisor import serve
@@ -269,8 +290,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from None
 
     def ready(host: str, port: int) -> None:
-        _say(f"serving http://{host}:{port}/ (store {args.store}); Ctrl-C stops")
-        sys.stdout.flush()
+        _emit([f"serving http://{host}:{port}/ (store {args.store}); Ctrl-C stops"])
 
     limits = Limits(
         max_upload_bytes=args.max_upload_mb * 2**20,
@@ -292,27 +312,45 @@ def run_serve(args: argparse.Namespace) -> int:
         on_ready=ready,
         scheduler=args.scheduler,
     )
-    return 0
 
 
-def run_submit(args: argparse.Namespace) -> int:
-    """``dpeval leaderboard submit``: prints the new entry's path and headline numbers."""
-    from .rank import METRICS as M
+def _read_training(path: str | None) -> dict | None:
+    """The ``--training`` JSON object (read and checked before anything is scored)."""
+    if not path:
+        return None
+    from ..errors import FormatError
+    from ..formats._validate import parse_json
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e.strerror})") from None
+    training = parse_json(raw, path)
+    if not isinstance(training, dict):
+        raise FormatError(f"{path}: --training must hold one JSON object")
+    return training
+
+
+def _entry_lines(entry: Any) -> Iterable[str]:
+    from .rank import metric_value
+
+    yield f"wrote {entry.path}"
+    for metric in SUBMIT_METRICS:
+        value, lo, hi = metric_value(entry, metric)
+        if value is not None:
+            yield f"  {METRICS[metric][3]:<22} {format_interval(value, lo, hi)}"
+    for msg, n in entry.data["validation"]["warnings"].items():
+        yield f"  warning: {n} {msg}"
+
+
+@_command(_entry_lines)
+def run_submit(args: argparse.Namespace) -> Any:
+    """``dpeval leaderboard submit``: the new entry (its path, headline numbers and
+    validation warnings are printed)."""
     from .submit import submit
 
-    training = None
-    if args.training:
-        from ..errors import FormatError
-        from ..formats._validate import parse_json
-
-        try:
-            raw = Path(args.training).read_bytes()
-        except OSError as e:
-            raise FormatError(f"{args.training}: cannot read ({e.strerror})") from None
-        training = parse_json(raw, args.training)
-        if not isinstance(training, dict):
-            raise FormatError(f"{args.training}: --training must hold one JSON object")
-    entry = submit(
+    training = _read_training(args.training)
+    return submit(
         args.predictions,
         args.gt,
         store=args.store,
@@ -328,34 +366,26 @@ def run_submit(args: argparse.Namespace) -> int:
         git_commit=args.commit,
         training=training,
     )
-    _say(f"wrote {entry.path}")
-    for key in ("gpsm", "gps_perpart", "gps_paper", "iou", "auc10", "auc30"):
-        block, k, iv_key, title = M[key]
-        v = entry.data["score"]["metrics"].get(block, {}).get(k)
-        iv = entry.data["intervals"].get(iv_key) or {}
-        if v is not None:
-            lo, hi = iv.get("ci_low"), iv.get("ci_high")
-            ci = "" if lo is None or hi is None else f"  [{100 * lo:.1f}, {100 * hi:.1f}]"
-            _say(f"  {title:<22} {100 * v:5.1f}{ci}")
-    for msg, n in entry.data["validation"]["warnings"].items():
-        _say(f"  warning: {n} {msg}")
-    return 0
 
 
-def run_show(args: argparse.Namespace) -> int:
-    """``dpeval leaderboard show``: one ranked table per comparable group."""
-    from .rank import format_groups, rank
+def _groups_lines(groups: list[Any]) -> list[str]:
+    from .rank import format_groups
+
+    return format_groups(groups)
+
+
+@_command(_groups_lines)
+def run_show(args: argparse.Namespace) -> list[Any]:
+    """``dpeval leaderboard show``: the ranked groups (one table per comparable group)."""
+    from .rank import rank
     from .store import read_entries
 
-    for line in format_groups(rank(read_entries(args.store), args.metric, args.split)):
-        _say(line)
-    return 0
+    return rank(read_entries(args.store), args.metric, args.split)
 
 
-def run_render(args: argparse.Namespace) -> int:
-    """``dpeval leaderboard render``: prints the two files written."""
+@_command(lambda paths: [f"wrote {p}" for p in paths])
+def run_render(args: argparse.Namespace) -> tuple[Path, Path]:
+    """``dpeval leaderboard render``: the two files written."""
     from .render import render_store
 
-    for path in render_store(args.store, args.metric):
-        _say(f"wrote {path}")
-    return 0
+    return render_store(args.store, args.metric)

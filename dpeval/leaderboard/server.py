@@ -2,9 +2,13 @@
 
 In: a store (public entries), the hidden ground-truth JSON and the server database
 (:mod:`dpeval.leaderboard.db`). Out: HTTP routes; accepted uploads are queued for the
-single scoring worker. :func:`create_app` builds the Flask app; :func:`dpeval.leaderboard.
-worker.serve` runs it with waitress next to the supervised worker. Pages are Jinja
-templates in ``templates/`` (autoescaped).
+single scoring worker. :func:`create_app` configures the Flask app and registers the
+Blueprint of :mod:`dpeval.leaderboard.views`; uploads are checked by
+:mod:`dpeval.leaderboard.upload`; :func:`dpeval.leaderboard.supervisor.serve` runs the
+app with waitress next to the supervised worker. Pages are the Jinja templates of
+``templates/`` (autoescaped), the leaderboard page the same ``board.html`` as ``dpeval
+leaderboard render`` with its navigation block filled (``served_board.html``). Flask is
+imported only by :func:`create_app` (the ``serve`` extra).
 
 Routes
 ------
@@ -25,7 +29,7 @@ Routes
 ``GET /healthz``
     ``{"ok": true, "queued": n, "worker": {...}}``; ``503`` with ``"ok": false`` (and a
     banner on ``GET /``) when the supervised scoring worker keeps dying right after it
-    starts (see :meth:`~dpeval.leaderboard.worker.Supervisor.health`).
+    starts (see :meth:`~dpeval.leaderboard.supervisor.Supervisor.health`).
 
 Security decisions
 ------------------
@@ -58,44 +62,24 @@ Security decisions
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import html
 import logging
 import os
-import re
-import secrets
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DpevalError, DpevalWarning, FormatError
-from .db import Database, LimitError, Submission, Team, default_db_path, row_dict, uploads_dir
-from .rank import DEFAULT_METRIC, METRICS
-from .store import BOX_PROTOCOLS, check_method, entries_dir, read_entry
+from ..errors import DpevalError, FormatError
+from .db import DEFAULT_SPLIT, Database, default_db_path, uploads_dir
+from .rank import DEFAULT_METRIC, METRICS, rank
+from .render import board_context, render_page
+from .store import check_method, entries_dir, read_entry
 
-__all__ = ["COOKIE", "DEFAULT_SPLIT", "Limits", "check_upload", "create_app"]
+__all__ = ["DEFAULT_SPLIT", "FORM_OVERHEAD_BYTES", "AppState", "Limits", "create_app"]
 
 log = logging.getLogger(__name__)
 
-COOKIE = "dpeval_token"
-DEFAULT_SPLIT = "test"
-MAX_TOKEN_CHARS = 200
-MAX_FILENAME_CHARS = 255
-MAX_MESSAGE_CHARS = 500
 FORM_OVERHEAD_BYTES = 1 << 20  # multipart framing and text fields on top of the file
-_CHUNK = 1 << 20
-_VALIDATE_LOCK = threading.Lock()  # one validation at a time: bounds memory; warnings are global
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CSP_PAGE = (
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-_CSP_BOARD = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "img-src data:; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @dataclass(frozen=True)
@@ -107,88 +91,10 @@ class Limits:
     queue_cap: int = 100
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).replace("<memory>", "upload").split())[:MAX_MESSAGE_CHARS]
-
-
-def check_upload(
-    raw: bytes, images: dict[int, Any], categories: dict[int, str] | None = None
-) -> int:
-    """Validate an uploaded challenge JSON without decoding pixels; return its detections.
-
-    Changes the process-wide warning filters while it runs: the server calls it under a
-    lock.
-
-    Parameters
-    ----------
-    raw : bytes
-        The uploaded file.
-    images : dict[int, ImageInfo]
-        The hidden ground truth's images (ids and sizes only).
-    categories : dict[int, str], optional
-        The hidden ground truth's categories (default ``{1: "person"}``).
-
-    Raises
-    ------
-    FormatError
-        One line naming the record and the problem (see the module docstring).
-    """
-    from ..formats import load_predictions
-    from ..formats._validate import parse_json
-    from ..formats.model import GroundTruth
-    from .submit import check_predictions
-
-    try:
-        records = parse_json(raw, "upload")
-    except FormatError:
-        raise
-    except RecursionError:
-        raise FormatError("upload: malformed JSON (nested too deeply)") from None
-    except ValueError as exc:  # e.g. integers over Python's digit limit
-        raise FormatError(f"upload: malformed JSON ({_one_line(str(exc))[:120]})") from None
-    if not isinstance(records, list):
-        raise FormatError(
-            "upload: the top level must be a JSON list of detections {image_id, "
-            "category_id, bbox, score, uv_shape, uv_data} (COCO DensePose challenge format)"
-        )
-    gt = GroundTruth(
-        images=images,
-        annotations=(),
-        categories=dict(categories or {1: "person"}),
-        source="the ground truth",
-    )
-    _precheck_sizes(records, images)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DpevalWarning)
-        preds = load_predictions(records, format="challenge-json")
-        check_predictions(preds, gt)
-    return len(preds.detections)
-
-
-def _precheck_sizes(records: list[Any], images: dict[int, Any]) -> None:
-    """Refuse maps larger than their image from ``uv_shape`` alone, before any inflating."""
-    from ..formats.iuv_png import MAX_PIXELS
-    from .submit import SIZE_TOLERANCE_PX
-
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            continue  # the reader names it
-        shape, img = rec.get("uv_shape"), images.get(rec.get("image_id"))  # type: ignore
-        if img is None or not isinstance(shape, list) or len(shape) != 3:
-            continue
-        h, w = shape[1], shape[2]
-        if not all(isinstance(v, int) for v in (h, w)) or h * w > MAX_PIXELS:
-            continue  # the reader names these (over the cap: "pixel cap")
-        if h > img.height + SIZE_TOLERANCE_PX or w > img.width + SIZE_TOLERANCE_PX:
-            raise FormatError(
-                f"upload: record {i} (image_id={rec['image_id']}): IUV map is {h}x{w} (HxW) "
-                f"but the image is {img.height}x{img.width}; maps cover the box, so they "
-                "cannot exceed it"
-            )
-
-
-class _State:
-    """What the routes share: paths, database, GT images and checksum, page cache."""
+class AppState:
+    """What the views share (``app.extensions["dpeval"]``): paths, database, limits,
+    the ground truth's image ids, sizes, categories and checksum, the page cache, and
+    the worker's supervisor (set by :func:`~dpeval.leaderboard.supervisor.serve`)."""
 
     def __init__(self, store: Path, gt: Path, db: Database, limits: Limits, split: str,
                  metric: str) -> None:  # fmt: skip
@@ -199,7 +105,7 @@ class _State:
         self.gt_sha256 = g.sha256
         self.images = dict(g.images)
         self.categories = dict(g.categories)
-        self.supervisor: Any = None  # set by worker.serve; None when no worker is supervised
+        self.supervisor: Any = None  # anything with health() -> dict; None: no worker
         self.uploads = uploads_dir(store)
         self.uploads.mkdir(parents=True, exist_ok=True)
         self._board: tuple[Any, str] | None = None
@@ -216,15 +122,14 @@ class _State:
                     gone.append(p.name)
         return gone
 
-    def board(self) -> str:
-        """The leaderboard page, re-rendered when the entries folder changes."""
-        from .rank import rank
-        from .render import render_html
-
+    def board(self, banner: str = "") -> str:
+        """The leaderboard page (``served_board.html``): the entries scored on this
+        ground truth, with ``banner`` (scoring is down) when not empty; re-rendered when
+        the entries folder or the banner changes."""
         folder = entries_dir(self.store)
         names = tuple(sorted(p.name for p in folder.glob("*.json"))) if folder.is_dir() else ()
         with self._board_lock:
-            if self._board is not None and self._board[0] == names:
+            if self._board is not None and self._board[0] == (names, banner):
                 return self._board[1]
             entries = []
             for name in names:
@@ -237,34 +142,10 @@ class _State:
                     continue
                 if e.data["inputs"]["ground_truth_sha256"] == self.gt_sha256:
                     entries.append(e)
-            nav = (
-                '<p><a href="/submissions">My submissions</a> · <a href="/login">Sign in</a>'
-                f" · split <code>{html.escape(self.split)}</code> (hidden ground truth)</p>"
-            )
-            page = render_html(rank(entries, self.metric))
-            page = page.replace("</h1>\n", "</h1>\n" + nav + "\n", 1)
-            self._board = (names, page)
+            context = board_context(rank(entries, self.metric))
+            page = render_page("served_board.html", **context, split=self.split, banner=banner)
+            self._board = ((names, banner), page)
             return page
-
-
-def _headline(store: Path, entry_id: str | None) -> dict[str, str]:
-    """``{metric title: "59.6 [55.6, 70.6]"}`` for an own entry (empty if unreadable)."""
-    if not entry_id or not re.fullmatch(r"[A-Za-z0-9-]+", entry_id):
-        return {}
-    try:
-        e = read_entry(entries_dir(store) / f"{entry_id}.json")
-    except (DpevalError, OSError):
-        return {}
-    out = {}
-    for block, key, iv_key, title in METRICS.values():
-        v = e.data["score"]["metrics"].get(block, {}).get(key)
-        if v is None:
-            continue
-        iv = e.data["intervals"].get(iv_key) or {}
-        lo, hi = iv.get("ci_low"), iv.get("ci_high")
-        ci = "" if lo is None or hi is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
-        out[title] = f"{100 * v:.1f}{ci}"
-    return out
 
 
 def create_app(
@@ -305,8 +186,9 @@ def create_app(
     -------
     >>> app = create_app("leaderboard", "hidden/gt.json")  # doctest: +SKIP
     """
-    from flask import Flask, jsonify, make_response, redirect, render_template, request
-    from werkzeug.exceptions import HTTPException
+    from flask import Flask
+
+    from .views import bp
 
     limits = limits or Limits()
     check_method({"name": "x"}, split, "--split")
@@ -314,239 +196,13 @@ def create_app(
         raise FormatError(f"metric {metric!r}; choose from {sorted(METRICS)}")
     store_p = Path(store)
     db = Database(db_path or default_db_path(store_p))
-    state = _State(store_p, Path(gt), db, limits, split, metric)
+    state = AppState(store_p, Path(gt), db, limits, split, metric)
     swept = state.sweep()
     if swept:
         log.warning("removed %d upload file(s) without a database row", len(swept))
 
-    app = Flask(__name__, static_folder=None, template_folder="templates")
+    app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=limits.max_upload_bytes + FORM_OVERHEAD_BYTES)
     app.extensions["dpeval"] = state
-
-    def is_api() -> bool:
-        return request.path.startswith("/api/")
-
-    def page(template: str, title: str, status: int = 200, **ctx: Any):
-        """An HTML page (Jinja autoescapes every value of ``ctx``)."""
-        return make_response(render_template(template, title=title, **ctx), status)
-
-    def error(status: int, message: str, **headers: str):
-        message = _one_line(message)
-        if is_api():
-            resp = make_response(jsonify(error=message), status)
-        else:
-            resp = page("message.html", f"Error {status}", status, message=message)
-        resp.headers.update(headers)
-        return resp
-
-    class _Refused(Exception):
-        def __init__(self, status: int, message: str, **headers: str) -> None:
-            super().__init__(message)
-            self.status, self.message, self.headers = status, message, headers
-
-    @app.errorhandler(_Refused)
-    def _refused(exc: _Refused):
-        return error(exc.status, exc.message, **exc.headers)
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        messages = {
-            413: f"upload too large; at most {limits.max_upload_bytes} bytes",
-            404: "not found",
-            405: "method not allowed",
-        }
-        return error(exc.code or 500, messages.get(exc.code or 0, exc.name))
-
-    @app.errorhandler(Exception)
-    def _internal(exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error(500, "internal server error")
-
-    @app.after_request
-    def _headers(resp):
-        resp.headers.setdefault("Content-Security-Policy", _CSP_PAGE)
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Referrer-Policy"] = "no-referrer"
-        if request.path != "/":
-            resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    def team(*, cookie: bool) -> Team:
-        header = request.headers.get("Authorization")
-        if header is not None:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise _Refused(401, "malformed Authorization header; send 'Bearer TOKEN'",
-                               **{"WWW-Authenticate": "Bearer"})  # fmt: skip
-            token = token.strip()
-        elif cookie and request.cookies.get(COOKIE):
-            token = request.cookies[COOKIE]
-        else:
-            hint = "sign in at /login, or send " if cookie else "send "
-            raise _Refused(401, f"authentication required; {hint}'Authorization: Bearer TOKEN'",
-                           **{"WWW-Authenticate": "Bearer"})  # fmt: skip
-        found = db.team_for_token(token) if len(token) <= MAX_TOKEN_CHARS else None
-        if found is None:
-            raise _Refused(401, "unknown token", **{"WWW-Authenticate": "Bearer"})
-        if found.revoked is not None:
-            raise _Refused(403, "this team's token was revoked; contact the organisers")
-        return found
-
-    def own(sub_id: int, t: Team) -> Submission:
-        s = db.get(sub_id)
-        if s is None or s.team_id != t.id:  # another team's submission does not exist
-            raise _Refused(404, f"no submission {sub_id} for your team")
-        return s
-
-    @app.get("/")
-    def board():
-        page = state.board()
-        health = state.supervisor.health() if state.supervisor is not None else None
-        if health is not None and not health["ok"]:
-            banner = f'<p role="alert"><strong>Scoring is down:</strong> ' \
-                     f"{html.escape(health['message'])}</p>"  # fmt: skip
-            page = page.replace("</h1>\n", "</h1>\n" + banner + "\n", 1)
-        resp = make_response(page)
-        resp.headers["Content-Security-Policy"] = _CSP_BOARD
-        return resp
-
-    @app.get("/healthz")
-    def healthz():
-        c = db.counts()
-        queued = c["queued"] + c["scoring"]
-        if state.supervisor is None:
-            return jsonify(ok=True, queued=queued)
-        health = state.supervisor.health()
-        worker = {k: health[k] for k in ("ok", "restarts", "last_exit", "message")}
-        return make_response(jsonify(ok=health["ok"], queued=queued, worker=worker),
-                             200 if health["ok"] else 503)  # fmt: skip
-
-    @app.post("/api/submissions")
-    def upload():
-        t = team(cookie=False)
-        try:
-            db.precheck(t.id, limits.per_team_per_day, limits.queue_cap)
-        except LimitError as exc:
-            raise _Refused(429, str(exc), **{"Retry-After": "3600"}) from None
-        f = request.files.get("file")
-        if f is None:
-            raise _Refused(400, "no 'file' part; send the predictions as multipart field 'file'")
-        fname = f.filename or ""
-        if (
-            len(fname) > MAX_FILENAME_CHARS
-            or _CONTROL.search(fname)
-            or "/" in fname
-            or "\\" in fname
-            or fname.startswith(".")
-        ):
-            raise _Refused(400, "the file name must be a plain name (no path, no leading dot)")
-        form = request.form
-        fields = {k: form.get(k, "") for k in ("name", "url", "description", "boxes")}
-        fields["boxes"] = fields["boxes"] or "detected"
-        if fields["boxes"] not in BOX_PROTOCOLS:
-            raise _Refused(400, f"'boxes' must be one of {list(BOX_PROTOCOLS)}")
-        method = {k: fields[k] for k in ("name", "url", "description")} | {"team": t.name}
-        try:
-            check_method(method, split, "submission")
-        except FormatError as exc:
-            raise _Refused(400, str(exc).split("; a leaderboard entry")[0]) from None
-        tmp = state.uploads / f".tmp-{secrets.token_hex(8)}.part"
-        placed: list[Path] = []
-        try:
-            digest, size = hashlib.sha256(), 0
-            with open(tmp, "xb") as out:
-                while chunk := f.stream.read(_CHUNK):
-                    size += len(chunk)
-                    if size > limits.max_upload_bytes:
-                        raise _Refused(413, f"upload too large; at most "
-                                       f"{limits.max_upload_bytes} bytes")  # fmt: skip
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if size == 0:
-                raise _Refused(400, "the file is empty")
-            try:
-                with _VALIDATE_LOCK:
-                    n_dets = check_upload(tmp.read_bytes(), state.images, state.categories)
-            except FormatError as exc:
-                raise _Refused(400, str(exc)) from None
-
-            def place(sub_id: int) -> str:
-                name = f"{sub_id}.json"
-                os.replace(tmp, state.uploads / name)
-                placed.append(state.uploads / name)
-                return name
-
-            try:
-                sub_id = db.add_submission(
-                    t.id, fields, size=size, sha256=digest.hexdigest(), place_file=place,
-                    per_team=limits.per_team_per_day, queue_cap=limits.queue_cap,
-                )  # fmt: skip
-            except LimitError as exc:
-                raise _Refused(429, str(exc), **{"Retry-After": "3600"}) from None
-            placed.clear()  # committed: the file now belongs to the row
-        finally:
-            for p in (tmp, *placed):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-        log.info("team %s: submission %s queued (%d detections)", t.id, sub_id, n_dets)
-        body = {
-            "id": sub_id,
-            "state": "queued",
-            "detections": n_dets,
-            "status_url": f"/api/submissions/{sub_id}",
-            "page_url": f"/submissions/{sub_id}",
-        }
-        return jsonify(body), 202
-
-    @app.get("/api/submissions")
-    def api_list():
-        t = team(cookie=False)
-        return jsonify(team=t.name, submissions=[row_dict(s) for s in db.submissions(t.id)])
-
-    @app.get("/api/submissions/<int:sub_id>")
-    def api_get(sub_id: int):
-        s = own(sub_id, team(cookie=False))
-        return jsonify(row_dict(s) | {"scores": _headline(store_p, s.entry)})
-
-    @app.get("/submissions")
-    def html_list():
-        t = team(cookie=True)
-        rows = [row_dict(s) for s in db.submissions(t.id)]
-        return page("list.html", "My submissions", team=t.name, rows=rows)
-
-    @app.get("/submissions/<int:sub_id>")
-    def html_get(sub_id: int):
-        s = own(sub_id, team(cookie=True))
-        d = row_dict(s)
-        link = bool(re.match(r"^https?://[^\s]+$", d["url"], re.IGNORECASE))
-        refresh = 10 if s.state in ("queued", "scoring") else 0
-        scores = _headline(store_p, s.entry)
-        return page("detail.html", f"Submission {s.id}", refresh=refresh, s=d, link=link,
-                    scores=scores)  # fmt: skip
-
-    @app.get("/login")
-    def login_form():
-        return page("login.html", "Sign in")
-
-    @app.post("/login")
-    def login():
-        token = request.form.get("token", "").strip()
-        found = db.team_for_token(token) if 0 < len(token) <= MAX_TOKEN_CHARS else None
-        if found is None or found.revoked is not None:
-            return page("login.html", "Sign in", 401, message="unknown or revoked token")
-        resp = redirect("/submissions", code=303)
-        secure = request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
-        resp.set_cookie(COOKIE, token, max_age=30 * 24 * 3600, httponly=True,
-                        samesite="Strict", secure=secure, path="/")  # fmt: skip
-        return resp
-
-    @app.post("/logout")
-    def logout():
-        resp = redirect("/", code=303)
-        resp.delete_cookie(COOKIE, path="/")
-        return resp
-
+    app.register_blueprint(bp)
     return app

@@ -98,7 +98,7 @@ def test_upload_with_a_category_the_ground_truth_lacks_is_refused():
 
     from dpeval.errors import FormatError
     from dpeval.formats import load_ground_truth
-    from dpeval.leaderboard.server import check_upload
+    from dpeval.leaderboard.upload import check_upload
 
     gt = load_ground_truth(GT)
     recs = json.loads((GT.parent / "preds.json").read_text())
