@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,11 +190,11 @@ def train(
     TrainResult
     """
     dist_ctx, device = setup_distributed(device)  # torchrun: DDP (a no-op otherwise)
-    if dist_ctx.world_size > 1 and getattr(cfg, "time_budget", None):
-        raise ValueError(
-            "a time budget cannot be shared by torchrun processes (they would stop at "
-            "different iterations); train a fixed number of iterations (--iters)"
-        )
+    if dist_ctx.world_size > 1 and cfg.time_budget:
+        # the ranks' clocks differ, so they would stop at different iterations and hang
+        log.warning("torchrun: ignoring the %.0f s time budget; training %d iterations",
+                    cfg.time_budget, cfg.iters)  # fmt: skip
+        cfg = replace(cfg, time_budget=None)
     dev = choose_device(device)
     setup_torch(dev, cfg.threads)
     seed_everything(seed)
