@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -109,6 +110,11 @@ def open_client(scheduler: str) -> Iterator[Any]:
         return
     kwargs: dict[str, Any] = {"timeout": 30}
     if scheduler.endswith(".json"):
+        if not os.path.isfile(scheduler):
+            raise ParamsError(
+                f"--scheduler {scheduler}: no such scheduler file; write one with "
+                "dask scheduler --scheduler-file FILE or Client.write_scheduler_file(FILE)"
+            )
         kwargs["scheduler_file"] = scheduler
     else:
         kwargs["address"] = scheduler

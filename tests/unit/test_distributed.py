@@ -149,6 +149,8 @@ def test_bad_scheduler_spec_is_one_line(capsys):
     assert len(err.strip().splitlines()) == 1
     with pytest.raises(ParamsError), open_client("local:x"):
         pass
+    with pytest.raises(ParamsError, match="no such scheduler file"), open_client("nope.json"):
+        pass
 
 
 def test_shard_bounds_cover_everything_once():
