@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,27 @@ def test_fault_points_and_adoption_after_a_crash(tmp_path):
     row = db.get(sub_id)
     assert (row.state, row.attempts, row.entry) == ("done", 2, written.stem)
     assert len(builds) == 1 and len(list((store / "entries").glob("*.json"))) == 1
+
+
+def test_cli_serve_prints_its_address_and_stops_on_sigterm(tmp_path):
+    """``dpeval leaderboard serve`` end to end through the CLI's output layer (the kill
+    tests start ``serve()`` through tests/_worker_faults.py instead)."""
+    pytest.importorskip("waitress")
+    import signal
+
+    cmd = [sys.executable, "-m", "dpeval.cli", "leaderboard", "serve", "--gt", str(GT),
+           "--store", str(tmp_path / "lb"), "--port", "0"]  # fmt: skip
+    serve = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = serve.stdout.readline()
+        assert line.startswith("serving http://127.0.0.1:") and line.endswith("Ctrl-C stops\n")
+        worker = int(subprocess.check_output(["pgrep", "-P", str(serve.pid)]).split()[0])
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            rc = serve.wait(30)
+        finally:
+            serve.stdout.close()
+    assert rc == 0
+    with pytest.raises(ProcessLookupError):  # the supervised worker stopped too
+        os.kill(worker, 0)
