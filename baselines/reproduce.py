@@ -10,11 +10,13 @@ all in ``--out`` (default ``runs/synth-<recipe>``):
 * ``data/``: the benchmark (``images/``, ``iuv/``, ``annotations/``) and
   ``recipe.json``, which records the exact ``dpeval synth`` lines and every step's
   command and wall time;
-* ``fcn/``, ``rcnn/``: checkpoint (``model.pt``, resumable; ``weights.pt``, fp16
-  weights only, small enough to keep), ``config.json``, ``loss_log.jsonl``,
+* ``fcn/``, ``rcnn/``: checkpoint (``model.pt`` with the optimiser state, to resume;
+  ``weights-NN.pt``, the float16 weights in files under 16 MiB, the ones to keep: the
+  ``gpu`` recipe deletes ``model.pt`` at the end), ``config.json``, ``loss_log.jsonl``,
   ``train.log``, predictions (``preds.json``; the FCN also ``dense/``), ``score.json``
   and ``score.txt``;
 * ``compare.txt``: ``dpeval compare`` of the FCN (A) against the RCNN (B);
+* ``bench_fps.json``: inference speed of both (``gpu`` recipe, not with ``--smoke``);
 * the two leaderboard entries, with their training records, in ``--store`` (default
   the project's ``leaderboard/``; ``DIR/leaderboard`` for ``--smoke``), and its rendered
   ``README.md`` / ``index.html``.
@@ -40,6 +42,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from baselines.common.train import save_weight_shards
 from dpeval.errors import DpevalError
 
 __all__ = ["RECIPES", "Recipe", "main", "run"]
@@ -68,6 +71,8 @@ class Recipe:
         torch threads per training process.
     hardware : str
         For the training records.
+    keep_resume_state : bool
+        Keep ``model.pt`` (optimiser state, large) next to the float16 weight shards.
     """
 
     name: str
@@ -86,6 +91,7 @@ class Recipe:
     hardware: str
     train_seed: int = 0
     val_seed: int = 1
+    keep_resume_state: bool = True
 
     def synth_lines(self, data: Path) -> list[list[str]]:
         """The ``dpeval synth`` command lines (val first: it is small)."""
@@ -132,6 +138,7 @@ RECIPES = {
         render_workers=16,
         threads=1,
         hardware="1 GPU, both models at once, 6 loader workers each",
+        keep_resume_state=False,
     ),
 }
 
@@ -209,7 +216,8 @@ def _train_argv(model: str, recipe: Recipe, data: Path, ckpt: Path, smoke: bool)
 
 def _budget_spent(ckpt: Path, budget: float) -> bool:
     rows = _loss_rows(ckpt / "loss_log.jsonl")
-    return bool(rows) and rows[-1].get("time", 0.0) >= budget and (ckpt / "model.pt").exists()
+    saved = (ckpt / "model.pt").exists() or (ckpt / "weights-00.pt").exists()
+    return bool(rows) and rows[-1].get("time", 0.0) >= budget and saved
 
 
 def _loss_rows(path: Path) -> list[dict]:
@@ -265,23 +273,13 @@ def _train(recipe: Recipe, out: Path, data: Path, rec: _Record, smoke: bool) -> 
                 "; fix the cause and rerun the same command (it resumes)"
             )
         rec.step(f"train_{model}", argv[1:], time.perf_counter() - t0)
-        _write_weights(out / model)
-
-
-def _write_weights(ckpt: Path) -> None:
-    """``weights.pt``: the model's float16 weights and config (no optimiser state)."""
-    import torch
-
-    state = torch.load(ckpt / "model.pt", map_location="cpu", weights_only=False)
-    small = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
-    keep = {k: state[k] for k in ("config", "iter", "elapsed") if k in state}
-    torch.save({"model": small, **keep}, ckpt / "weights.pt")
+        save_weight_shards(out / model)
 
 
 def _predict(model: str, recipe: Recipe, out: Path, data: Path, rec: _Record) -> Path:
     ckpt = out / model
     preds = ckpt / "preds.json"
-    if preds.exists() and preds.stat().st_mtime >= (ckpt / "model.pt").stat().st_mtime:
+    if preds.exists() and preds.stat().st_mtime >= (ckpt / "loss_log.jsonl").stat().st_mtime:
         return preds
     argv = [sys.executable, "-m", f"baselines.{model}", "predict", "--ckpt", str(ckpt),
             "--data", str(data), "--split", "val", "--out", str(preds),
@@ -350,10 +348,29 @@ def run(recipe: Recipe, out: Path, store: Path, smoke: bool = False) -> dict:
     for model in ("fcn", "rcnn"):
         _publish(model, recipe, out, gt, store, rec, smoke)
     _dpeval(["leaderboard", "render", "--store", str(store)])
+    if recipe.device == "cuda" and not smoke:
+        _bench(out, rec)
+    if not recipe.keep_resume_state:
+        for model in ("fcn", "rcnn"):
+            if (out / model / "weights-00.pt").exists():
+                (out / model / "model.pt").unlink(missing_ok=True)
     rec.data["summary"] = {m: _headline(s) for m, s in scores.items()}
     rec.data["wall_seconds_this_call"] = round(time.perf_counter() - t_all, 1)
     rec.save()
     return rec.data
+
+
+def _bench(out: Path, rec: _Record) -> None:
+    js = out / "bench_fps.json"
+    if js.exists():
+        return
+    argv = [sys.executable, "-m", "baselines.bench_fps", "--fcn-ckpt", str(out / "fcn"),
+            "--rcnn-ckpt", str(out / "rcnn"), "--device", "cuda", "--json", str(js)]  # fmt: skip
+    _log("bench_fps")
+    t0 = time.perf_counter()
+    with open(out / "bench_fps.txt", "w") as fh:
+        subprocess.run(argv, check=True, cwd=ROOT, stdout=fh)
+    rec.step("bench_fps", argv[1:], time.perf_counter() - t0)
 
 
 def _headline(score: dict) -> dict:

@@ -37,6 +37,7 @@ __all__ = [
     "load_checkpoint",
     "lr_factor",
     "save_checkpoint",
+    "save_weight_shards",
     "seed_everything",
     "setup_torch",
     "train_loop",
@@ -100,8 +101,75 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
+SHARD_BYTES = 15 * 2**20
+"""Largest weight shard written by :func:`save_weight_shards` (under 16 MiB per file)."""
+
+
+def save_weight_shards(ckpt_dir: str | Path, max_bytes: int = SHARD_BYTES) -> list[Path]:
+    """Write ``weights-00.pt``, ``weights-01.pt``, ...: ``model.pt``'s weights in float16
+    (config and iteration in the first), each file under ``max_bytes``.
+
+    These are the files to keep: :func:`load_checkpoint` reads them back (as float32)
+    when ``model.pt`` (with its optimiser state, for resuming) is gone.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    state = torch.load(ckpt_dir / "model.pt", map_location="cpu", weights_only=False)
+    for old in ckpt_dir.glob("weights-*.pt"):
+        old.unlink()
+    shards: list[dict[str, Tensor]] = [{}]
+    size = 0
+    for key, t in state["model"].items():
+        t = t.half() if t.is_floating_point() else t
+        n = t.numel() * t.element_size()
+        if shards[-1] and size + n > max_bytes - 2**16:
+            shards.append({})
+            size = 0
+        if n > max_bytes - 2**16:  # one huge tensor: split along its first axis
+            rows = max(1, (max_bytes - 2**16) // max(1, n // max(1, t.shape[0])))
+            for k, part in enumerate(torch.split(t, rows)):
+                shards[-1][f"{key}#part{k}"] = part.clone()
+                shards.append({})
+            continue
+        shards[-1][key] = t
+        size += n
+    shards = [s for s in shards if s]
+    meta = {k: state[k] for k in state if k not in ("model", "optimizer")}
+    paths = []
+    for k, s in enumerate(shards):
+        p = ckpt_dir / f"weights-{k:02d}.pt"
+        save_checkpoint(
+            p, {"model": s, "shard": k, "shards": len(shards), **(meta if k == 0 else {})}
+        )
+        paths.append(p)
+    return paths
+
+
+def _load_shards(paths: list[Path], map_location) -> dict:
+    first = torch.load(paths[0], map_location=map_location, weights_only=False)
+    if first.get("shards") != len(paths):
+        raise FileNotFoundError(
+            f"{paths[0].parent}: {len(paths)} weight shards but the first says "
+            f"{first.get('shards')}; copy all weights-*.pt files"
+        )
+    merged: dict[str, Tensor] = {}
+    parts: dict[str, list[Tensor]] = {}
+    for p in paths:
+        shard = first if p == paths[0] else torch.load(p, map_location=map_location,
+                                                       weights_only=False)  # fmt: skip
+        for key, t in shard["model"].items():
+            if "#part" in key:
+                parts.setdefault(key.split("#part")[0], []).append(t)
+            else:
+                merged[key] = t
+    for key, ts in parts.items():
+        merged[key] = torch.cat(ts)
+    merged = {k: (v.float() if v.is_floating_point() else v) for k, v in merged.items()}
+    return {**{k: v for k, v in first.items() if k not in ("shard", "shards")}, "model": merged}
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`save_checkpoint` (or, when ``model.pt`` is
+    absent, the float16 shards of :func:`save_weight_shards` next to it, as float32).
 
     Raises
     ------
@@ -109,6 +177,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         With the path and the fix (train first, or pass the right ``--ckpt``).
     """
     path = Path(path)
+    shards = sorted(path.parent.glob("weights-*.pt"))
+    if not path.is_file() and path.name == "model.pt" and shards:
+        return _load_shards(shards, map_location)
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} not found; train first (the train command "
