@@ -26,7 +26,7 @@ from .rank import (
     rank,
 )
 from .store import Entry, read_entries
-from .text import format_interval, percent
+from .text import format_interval, link_url, percent
 
 __all__ = [
     "board_context",
@@ -46,10 +46,6 @@ _SIG_NOTE = (
 
 def _esc(s: object) -> str:
     return html.escape(str(s), quote=True)
-
-
-def _safe_url(url: str) -> str | None:
-    return url if re.match(r"^https?://[^\s<>\"']+$", url or "", re.IGNORECASE) else None
 
 
 # ---------------------------------------------------------------------------- Markdown
@@ -81,7 +77,7 @@ def render_markdown(groups: list[RankedGroup]) -> str:
         for r in g.rows:
             d = r.entry.data
             name = _md(d["method"]["name"])
-            url = _safe_url(d["method"]["url"])
+            url = link_url(d["method"]["url"])
             if url:
                 name = f"[{name}](<{_esc(url).replace('>', '%3E')}>)"
             cells = [
@@ -148,7 +144,7 @@ def _row_context(r: RankedRow) -> dict[str, Any]:
         "ns": int(r.not_significant),
         "mark": NOT_SIGNIFICANT_MARK if r.not_significant else "",
         "name": m["name"],
-        "url": _safe_url(m["url"]),
+        "url": link_url(m["url"]),
         "description": m["description"],
         "team": m["team"],
         "cells": cells,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
-from .text import has_control
+from .text import has_control, is_http_url
 
 __all__ = [
     "BOX_PROTOCOLS",
@@ -155,7 +155,7 @@ def _text(d: dict, key: str, where: str, limit: int, *, required: bool = False) 
 
 def check_url(url: str, where: str) -> str:
     """Accept only empty or ``http(s)://`` URLs without spaces or control characters."""
-    if url and (not re.match(r"^https?://[^\s]+$", url, re.IGNORECASE) or has_control(url)):
+    if url and (not is_http_url(url) or has_control(url)):
         raise _fail(where, f"url {url[:80]!r} must start with http:// or https:// (no spaces)")
     return url
 

@@ -3,21 +3,32 @@
 In: metric values (fractions in [0, 1]) and text typed by submitters or organisers.
 Out: ``"59.6 [55.6, 70.6]"`` strings (:func:`format_interval`, the one place that
 formats a value with its 95% interval, for ``show``, ``submit``, the pages and the
-server's JSON) and the one control-character rule (:func:`has_control`), used by the
-entry schema, the team names and the server's upload checks.
+server's JSON), the one control-character rule (:func:`has_control`), used by the
+entry schema, the team names and the server's upload checks, and the one URL rule
+(:func:`is_http_url`, :func:`link_url` for pages).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MISSING", "format_interval", "has_control", "one_line", "percent"]
+__all__ = [
+    "MISSING",
+    "format_interval",
+    "has_control",
+    "is_http_url",
+    "link_url",
+    "one_line",
+    "percent",
+]
 
 MISSING = "—"
 """Shown for a metric an entry does not have."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the same less tab, new line
+_HTTP_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
+_HTML_SPECIAL = frozenset("<>\"'")
 
 
 def percent(value: float | None) -> str:
@@ -82,3 +93,27 @@ def one_line(text: str, limit: int) -> str:
     'a b'
     """
     return " ".join(str(text).split())[:limit]
+
+
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an ``http(s)://`` URL without white space (the entry rule).
+
+    Examples
+    --------
+    >>> is_http_url("https://example.org/a?b=1"), is_http_url("ftp://x"), is_http_url("http://a b")
+    (True, False, False)
+    """
+    return bool(_HTTP_URL.match(url))
+
+
+def link_url(url: str | None) -> str | None:
+    """``url`` if a page may link to it (:func:`is_http_url`, and no ``< > " '``), else None.
+
+    Examples
+    --------
+    >>> link_url("https://example.org/"), link_url('https://x.org/"onmouseover')
+    ('https://example.org/', None)
+    """
+    if not url or not is_http_url(url) or _HTML_SPECIAL.intersection(url):
+        return None
+    return url

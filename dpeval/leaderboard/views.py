@@ -35,7 +35,7 @@ from .db import LimitError, Submission, Team, row_dict
 from .rank import METRICS, metric_value
 from .render import render_page
 from .store import entries_dir, read_entry
-from .text import format_interval, one_line
+from .text import format_interval, is_http_url, one_line
 from .upload import check_fields, check_filename, check_upload
 
 __all__ = ["COOKIE", "Refused", "bp", "require_team"]
@@ -326,7 +326,7 @@ def html_list(team: Team) -> Any:
 def html_get(team: Team, sub_id: int) -> Any:
     s = _own(sub_id, team)
     d = row_dict(s)
-    link = bool(re.match(r"^https?://[^\s]+$", d["url"], re.IGNORECASE))
+    link = is_http_url(d["url"])
     refresh = 10 if s.state in ("queued", "scoring") else 0
     scores = _headline(_state().store, s.entry)
     return _page("detail.html", f"Submission {s.id}", refresh=refresh, s=d, link=link,
