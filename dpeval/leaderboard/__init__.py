@@ -9,6 +9,11 @@
   :func:`create_app` (Flask routes), :class:`ScoringWorker` and :func:`serve` (waitress
   plus one supervised worker). Flask and waitress are needed only by the last two
   (``pip install -e ".[serve]"``).
+
+Modules, each importing only those above it: ``text`` (number format, control-character
+and URL rules), ``store`` (entry schema), ``rank``, ``render`` (Jinja, ``templates/``),
+``submit``, ``db``; ``upload`` (upload validator), ``views`` (Flask Blueprint), ``server``
+(``create_app``); ``pool`` and ``worker`` (scoring); ``supervisor`` (``serve``); ``cli``.
 """
 
 from .db import Database
