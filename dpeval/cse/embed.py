@@ -178,9 +178,10 @@ def nearest_vertices(
     # product's accumulation); a 64x margin keeps every exact minimiser among candidates
     bound = 64.0 * p64.shape[1] * 2.0**-23 * (e_max**2 + 2.0 * p_norm * e_max + 1e-30)
     tol = bound.astype(np.float32)
+    em2t = np.ascontiguousarray((np.float32(-2) * e32).T)  # exact: a power-of-two scale
     for s in range(0, len(p32), chunk):
-        q = p32[s : s + chunk]
-        approx = e_norm2[None, :] - np.float32(2) * (q @ e32.T)
+        approx = p32[s : s + chunk] @ em2t
+        approx += e_norm2
         _kernels.refine_nearest(approx, tol[s : s + chunk], p64, e64, out, s)
     return out
 
