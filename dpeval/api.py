@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import DpevalWarning, FormatError, ParamsError, with_hint
+from .errors import FormatError, ParamsError, with_hint
 from .formats.model import GroundTruth, Predictions
 from .params import ORACLES, EvalParams
 from .report import Summary
@@ -23,85 +22,6 @@ __all__ = ["METRICS", "make_summary", "score"]
 log = logging.getLogger(__name__)
 
 METRICS = ("gps", "gpsm", "iou", "points", "all")
-
-
-def _read(
-    preds: Any, gt: Any, *, template: Any = "open", protocol: str = "challenge2019"
-) -> tuple[Predictions, GroundTruth]:
-    from .formats import load_ground_truth, load_predictions
-
-    g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
-    if isinstance(preds, GroundTruth) or _is_ground_truth_file(preds):
-        return _ground_truth_as_predictions(preds, g, template, protocol), g
-    p = preds if isinstance(preds, Predictions) else load_predictions(preds, images=g.images)
-    return p, g
-
-
-def _is_ground_truth_file(source: Any) -> bool:
-    """A JSON file whose top level is an object (results files are lists)."""
-    import os
-    from pathlib import Path
-
-    if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
-        return False
-    with open(source, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head[:1] == b"{"
-
-
-def _ground_truth_as_predictions(
-    source: Any, g: GroundTruth, template: Any, protocol: str
-) -> Predictions:
-    """The sanity run: score a ground truth as if it were predictions (see the README)."""
-    from .formats import load_ground_truth
-    from .evaluation.gt_as_predictions import predictions_from_ground_truth
-
-    pg = source if isinstance(source, GroundTruth) else load_ground_truth(source)
-    tpl = load_template(template) if isinstance(template, str) else template
-    p = predictions_from_ground_truth(pg, tpl, protocol=protocol)
-    warnings.warn(
-        f"{pg.source}: a ground truth given as predictions: sanity run with one detection per "
-        f"evaluated person ({len(p.detections)}), built from its points and masks; expect "
-        "GPS and GPSm AP = 1 and IoU AP at the documented ceiling (README, scoring)",
-        DpevalWarning,
-        stacklevel=3,
-    )
-    return p
-
-
-def _check_images(p: Predictions, g: GroundTruth, allow_unknown: bool) -> tuple[Predictions, int]:
-    from .formats.consistency import check_categories
-
-    check_categories(p, g)
-    items = p.detections if p.kind == "instances" else p.dense
-    unknown = [x for x in items if x.image_id not in g.images]
-    if not unknown:
-        return p, 0
-    ids = sorted({x.image_id for x in unknown})
-    if not allow_unknown:
-        first = unknown[0]
-        py = ", or pass allow_unknown_images=True to leave them out"
-        exc = FormatError(
-            f"{p.source}: record {first.index} (image_id={first.image_id}): image is not in "
-            f"the ground truth {g.source}; {len(unknown)} prediction(s) on {len(ids)} unknown "
-            f"image(s) (first ids: {ids[:5]}); score against the matching ground truth{py}"
-        )
-        cli = ", or pass --allow-unknown-images to leave them out"
-        raise with_hint(exc, py, cli, "--allow-unknown-images")
-    warnings.warn(
-        f"{p.source}: left out {len(unknown)} prediction(s) on {len(ids)} image(s) absent "
-        f"from the ground truth (first ids: {ids[:5]})",
-        DpevalWarning,
-        stacklevel=3,
-    )
-    keep = tuple(x for x in items if x.image_id in g.images)
-    if p.kind == "instances":
-        kept = Predictions(
-            "instances", detections=keep, format=p.format, source=p.source, sha256=p.sha256
-        )
-    else:
-        kept = Predictions("dense", dense=keep, format=p.format, source=p.source, sha256=p.sha256)
-    return kept, len(unknown)
 
 
 def score(
@@ -191,9 +111,11 @@ def score(
     >>> s = score("examples/preds.json", "examples/gt.json")  # doctest: +SKIP
     >>> s.metrics["gps_perpart"]["AP"]  # doctest: +SKIP
     """
-    from .evaluation import compute_similarities, evaluate_similarities
+    from .evaluation import evaluate_similarities, prepare
+    from .evaluation.inputs import read_inputs
     from .evaluation.points import dense_point_errors
     from .evaluation.run import points_block
+    from .formats.consistency import check_images
 
     wanted = [metrics] if isinstance(metrics, str) else list(metrics)
     bad = [m for m in wanted if m not in METRICS]
@@ -233,7 +155,7 @@ def score(
         raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
     tpl = load_template(template) if isinstance(template, str) else template
-    p, g = _read(preds, gt, template=tpl, protocol=protocol)
+    p, g = read_inputs(preds, gt, template=tpl, protocol=protocol)
     chartless = next((a for a in g.annotations if a.has_dense and a.dp_I is None), None)
     if chartless is not None:
         raise FormatError(
@@ -241,7 +163,7 @@ def score(
             "only (dp_vertex, no dp_I/dp_U/dp_V); IUV predictions need chart ground truth, "
             "CSE predictions are scored against this one"
         )
-    p, n_unknown = _check_images(p, g, allow_unknown_images)
+    p, n_unknown = check_images(p, g, allow_unknown_images)
     counts = {"predictions left out (image not in the ground truth)": n_unknown}
     counts = counts if n_unknown else {}
     if solver is None:
@@ -268,9 +190,9 @@ def score(
         if "points" in wanted:
             summary["metrics"]["points"], summary["per_part"] = points_block(dist, part)
     else:
-        sims = compute_similarities(
-            g,
+        sims = prepare(
             p,
+            g,
             tpl,
             solver,
             protocol=protocol,
@@ -282,7 +204,7 @@ def score(
             client=client,
         )
         summary = evaluate_similarities(
-            sims, g, tpl, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
+            sims, g, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
         )
     out = make_summary(tpl, p, g, summary, protocol=base.protocol, warnings=counts)
     return dataclasses.replace(out, oracle=oracle) if oracle else out

@@ -244,8 +244,8 @@ def _convert_cse(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .api import _check_images
     from .formats import load_ground_truth, load_predictions
+    from .formats.consistency import check_images
 
     if not args.predictions and not args.gt:
         raise ParamsError(
@@ -265,7 +265,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 "or the export step that wrote it"
             )
         if gt is not None:
-            _check_images(p, gt, False)  # the same checks as `dpeval score`
+            check_images(p, gt, False)  # the same checks as `dpeval score`
         for w in said:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         against = f", consistent with {args.gt}" if gt is not None else ""

@@ -216,7 +216,7 @@ def map_images(
     progress: Callable[[int], None] | None = None,
     images_per_shard: int | None = None,
 ) -> list[Any]:
-    """The per-image stage of :func:`~dpeval.evaluation.prepare.compute_similarities` on
+    """The per-image stage of :func:`~dpeval.evaluation.prepare.prepare` on
     the cluster.
 
     Parameters

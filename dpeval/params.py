@@ -15,14 +15,28 @@ from .errors import ParamsError
 from .template import COARSE_PART
 
 __all__ = [
+    "AP_AR_NAMES",
     "AREA_RANGES",
+    "AUC10_RADIUS",
+    "AUC30_RADIUS",
+    "AUC_RADII",
+    "BOX_FALLBACK_IOU",
     "IGNORE_REGION_BOX_THR",
     "IGNORE_REGION_UV_THR",
+    "INSIGHT_RESAMPLES",
+    "IOU_THR_STEP",
     "KAPPA_PAPER",
     "KAPPA_PER_PART",
+    "LEADERBOARD_RESAMPLES",
+    "MAX_DETS",
+    "MAX_IOU_THR",
     "MEAN_DISTANCES",
+    "MIN_IOU",
+    "N_REC_THRS",
     "ORACLES",
     "PROTOCOLS",
+    "RCP_GRID",
+    "THR_LOOKUP_TOL",
     "EvalParams",
     "Kappa",
     "Metric",
@@ -52,6 +66,60 @@ AREA_RANGES: tuple[tuple[str, float, float], ...] = (
 )
 """Area ranges of the DensePose evaluation (no "small"); bounds are inclusive."""
 
+MIN_IOU = 0.5
+"""Default lowest similarity threshold (detectron2's ``MIN_IOU_THRESHOLD``; 0.2 gives APex)."""
+
+MAX_IOU_THR = 0.95
+"""Highest similarity threshold."""
+
+IOU_THR_STEP = 0.05
+"""Step of the similarity thresholds ``min_iou:0.05:0.95``."""
+
+N_REC_THRS = 101
+"""Recall thresholds 0:0.01:1 of the interpolated precision (pycocotools)."""
+
+MAX_DETS = 20
+"""Detections kept per image (top by score), as in the official DensePose evaluation."""
+
+THR_LOOKUP_TOL = 0.001
+"""Tolerance with which a summary line finds its threshold (pycocotools' AP lookup)."""
+
+AP_AR_NAMES: tuple[str, ...] = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APm",
+    "APl",
+    "AR",
+    "AR50",
+    "AR75",
+    "ARm",
+    "ARl",
+)
+"""Names of the ten detectron2-style AP/AR numbers (fractions, not percentages), in print
+order."""
+
+AUC10_RADIUS = 0.10
+"""Upper limit (metres) of the AUC10 pointwise metric."""
+
+AUC30_RADIUS = 0.30
+"""Upper limit (metres) of the AUC30 pointwise metric."""
+
+AUC_RADII: tuple[tuple[str, float], ...] = (("AUC10", AUC10_RADIUS), ("AUC30", AUC30_RADIUS))
+"""(name, radius in metres) of each pointwise AUC."""
+
+RCP_GRID = np.round(np.arange(301) * 0.001, 6)
+"""Thresholds (metres) at which the RCP curve is reported: 0 to 0.30 m by 1 mm."""
+RCP_GRID.flags.writeable = False
+
+INSIGHT_RESAMPLES = 1000
+"""Bootstrap resamples of ``dpeval report`` / ``compare`` (95% intervals whose end points
+move by well under a tenth of their width between seeds)."""
+
+LEADERBOARD_RESAMPLES = 200
+"""Bootstrap resamples per leaderboard entry: fewer than :data:`INSIGHT_RESAMPLES` on
+purpose, since every submission is scored on the server while its team waits."""
+
 BOX_FALLBACK_IOU = 0.8
 """Box IoU above which an unmatched detection inherits the ignore flag of a GT (uv only)."""
 
@@ -76,8 +144,8 @@ regions is dropped (``ignoreThrUV``)."""
 
 
 def _thresholds(lo: float) -> np.ndarray:
-    n = int(np.round((0.95 - lo) / 0.05)) + 1
-    return np.linspace(lo, 0.95, n)
+    n = int(np.round((MAX_IOU_THR - lo) / IOU_THR_STEP)) + 1
+    return np.linspace(lo, MAX_IOU_THR, n)
 
 
 @dataclass(frozen=True)
@@ -105,10 +173,10 @@ class EvalParams:
     metric: Metric = "gps"
     kappa: Kappa = "per-part"
     protocol: Protocol = "challenge2019"
-    min_iou: float = 0.5
-    max_dets: int = 20
+    min_iou: float = MIN_IOU
+    max_dets: int = MAX_DETS
     area_ranges: tuple[tuple[str, float, float], ...] = AREA_RANGES
-    rec_thrs: np.ndarray = field(default_factory=lambda: np.linspace(0.0, 1.0, 101))
+    rec_thrs: np.ndarray = field(default_factory=lambda: np.linspace(0.0, 1.0, N_REC_THRS))
 
     def __post_init__(self) -> None:
         if self.metric not in ("gps", "gpsm", "iou"):
@@ -117,8 +185,8 @@ class EvalParams:
             raise ParamsError(f"kappa must be 'paper' or 'per-part', got {self.kappa!r}")
         if self.protocol not in PROTOCOLS:
             raise ParamsError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
-        if not (0.0 < self.min_iou <= 0.95):
-            raise ParamsError(f"min_iou must lie in (0, 0.95], got {self.min_iou}")
+        if not (0.0 < self.min_iou <= MAX_IOU_THR):
+            raise ParamsError(f"min_iou must lie in (0, {MAX_IOU_THR}], got {self.min_iou}")
         if int(self.max_dets) < 1:
             raise ParamsError(f"max_dets must be >= 1, got {self.max_dets}")
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ParamsError
-from ..formats.model import GroundTruth, Predictions
-from ..evaluation.cocoeval import DensePoseEval
-from ..evaluation.run import points_block
+from ..evaluation.run import evaluate_similarities
+from ..formats.model import GroundTruth
 from ..params import EvalParams
 from ..report import Summary
 from .meshes import MeshBank, parse_named
@@ -72,46 +71,11 @@ def evaluate_cse(
     max_dets: int,
 ) -> dict[str, Any]:
     """AP/AR per wanted mode (plus per-category AP) and the pointwise block."""
-    out: dict[str, Any] = {"metrics": {}, "stats": {}, "official_summary": {}, "per_part": []}
-    runs = []
-    if "gps" in wanted:
-        runs += [("gps_paper", "gps", "paper"), ("gps_perpart", "gps", "per-part")]
-    if "gpsm" in wanted:
-        runs.append(("gpsm", "gpsm", kappa))
-    if "iou" in wanted:
-        runs.append(("iou", "iou", kappa))
-    empty = Predictions("instances")
-    cats = sorted(gt.categories)
-    per_cat: dict[str, dict[str, float]] = {}
-    for key, metric, k in runs:
-        params = EvalParams(
-            metric=metric, kappa=k, protocol=protocol, min_iou=min_iou, max_dets=max_dets
-        )  # type: ignore[arg-type]
-        ev = DensePoseEval(
-            gt, empty, template=_NO_TEMPLATE, params=params, solver=False, similarities=sims
-        )
-        ev.evaluate()
-        ev.accumulate()
-        out["official_summary"][key] = ev.summarize()
-        out["stats"][key] = [float(x) for x in ev.stats]
-        named: dict[str, Any] = dict(ev.stats_as_dict())
-        named["label"] = _LABELS[key].format(kappa=k, protocol=protocol)
-        out["metrics"][key] = named
-        if len(cats) > 1:
-            prec = ev.eval["precision"][:, :, :, 0, 0]  # area "all"
-            per_cat[key] = {}
-            for c, cat in enumerate(cats):
-                s = prec[:, :, c]
-                v = s[s > -1]
-                name = gt.categories.get(cat) or str(cat)
-                per_cat[key][name] = float(v.mean()) if v.size else -1.0
-    if "points" in wanted:
-        out["metrics"]["points"], out["per_part"] = points_block(sims.point_dist, sims.point_part)
-    out["per_category"] = per_cat
-    return out
-
-
-_NO_TEMPLATE: Any = None  # similarities are given: the evaluator never reads a template
+    return evaluate_similarities(
+        sims, gt, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets,
+        label=lambda key, p: _LABELS[key].format(kappa=p.kappa, protocol=p.protocol),
+        per_category=True,
+    )  # fmt: skip
 
 
 def score_cse(

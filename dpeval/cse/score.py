@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from ..formats.cse import CsePredictions
-from ..formats.model import GroundTruth
-from ..evaluation.match import box_iou
+from ..evaluation.boxes import box_iou
 from ..evaluation.masks import BoxMask, _place, gt_mask, mask_iou
 from ..evaluation.prepare import ImageSims, Similarities, top_detections
+from ..formats.cse import CsePredictions
+from ..formats.model import GroundTruth
 from ..params import KAPPA_PAPER, KAPPA_PER_PART
 from .embed import box_size, nearest_vertices, resize_bilinear, sample_bilinear
 from .meshes import MeshBank

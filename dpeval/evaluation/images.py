@@ -1,10 +1,10 @@
-"""The per-image stage of the similarities: decode, sample and mask one (image, category).
+"""Evaluation core, prepare stage: decode, sample and mask one (image, category).
 
 In: an :class:`ImageTask` (the GT people and detections of one image and category, with
 the GT points they own) and the template's ``(25, 256, 256)`` closest-vertex table
 (``BodyTemplate.uv8_lut``). Out: an :class:`ImageResult` (predicted vertex and part at
 every GT point under every detection, and the mask IoUs). Geodesic distances and
-everything after them are computed by :func:`~dpeval.evaluation.prepare.compute_similarities`
+everything after them are computed by :func:`~dpeval.evaluation.prepare.prepare`
 on the gathered results.
 
 :func:`image_similarities` is a module-level function of picklable arguments, so the same
@@ -25,16 +25,30 @@ import numpy as np
 from ..formats.model import Detection, GroundTruth, GtPerson, Predictions
 from .masks import BoxMask, detection_mask, gt_mask, mask_iou
 
-__all__ = ["ImageOptions", "ImagePlan", "ImageResult", "ImageTask", "image_similarities"]
+__all__ = [
+    "DECODE_MODES",
+    "ImageOptions",
+    "ImagePlan",
+    "ImageResult",
+    "ImageTask",
+    "image_similarities",
+]
+
+DECODE_MODES: tuple[str, ...] = ("touching", "all")
+"""Which detections the per-image stage decodes: those whose box touches a GT box or mask
+(the others have GPS = IoU = 0 with every GT), or all of them."""
 
 
 class ImageOptions(NamedTuple):
-    """Options of the per-image stage (the same for every image of a run)."""
+    """Options of the per-image stage (the same for every image of a run).
+
+    ``decode`` is one of :data:`DECODE_MODES`.
+    """
 
     protocol: str = "challenge2019"
     with_masks: bool = True
     oracle: str | None = None
-    skip_untouched: bool = True
+    decode: str = "touching"
 
 
 class ImageTask(NamedTuple):
@@ -196,7 +210,7 @@ def image_similarities(task: ImageTask, lut: np.ndarray, opts: ImageOptions) -> 
     orc = _Oracle(opts.oracle, task.part, task.vertex) if opts.oracle and len(sel) else None
     for k, det in enumerate(task.dets):
         dx, dy, dw, dh = (float(t) for t in det.bbox)
-        if opts.skip_untouched and not any(
+        if opts.decode == "touching" and not any(
             dx < x1 and x0 < dx + dw + 1 and dy < y1 and y0 < dy + dh + 1
             for x0, x1, y0, y1 in rects
         ):

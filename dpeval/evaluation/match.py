@@ -3,7 +3,9 @@
 In: a similarity matrix (detections x ground truths; GPS, GPSm or mask IoU), box IoUs
 for the uv fallback, GT ignore and crowd flags, areas, thresholds.
 Out: :class:`ImageMatch` (which detection matched which GT at each threshold, which
-are ignored), the input of :mod:`dpeval.evaluation.cocoeval`'s accumulation.
+are ignored); :func:`match` runs it on every (image, category, area range) of a set of
+:class:`~dpeval.evaluation.prepare.Similarities` and returns :class:`Matches`, the input
+of :func:`dpeval.evaluation.accumulate.accumulate`.
 
 The rules are those of DensePose's ``evaluateImg`` (spec §4), quirks included:
 
@@ -28,10 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import StateError
+from ..formats.model import GroundTruth
+from ..params import BOX_FALLBACK_IOU, EvalParams
 from . import _kernels
-from ..params import BOX_FALLBACK_IOU
+from .prepare import ImageSims, Similarities
 
-__all__ = ["ImageMatch", "box_iou", "match_image"]
+__all__ = ["ImageMatch", "Matches", "match", "match_image", "similarity_matrix"]
 
 
 @dataclass(frozen=True)
@@ -55,38 +60,6 @@ class ImageMatch:
     dt_ignore: np.ndarray
     dt_scores: np.ndarray
     gt_ignore: np.ndarray
-
-
-def box_iou(dt: np.ndarray, gt: np.ndarray, gt_crowd: np.ndarray) -> np.ndarray:
-    """pycocotools box IoU of [x, y, w, h] boxes; crowd GTs use intersection / dt area.
-
-    Parameters
-    ----------
-    dt : (D, 4) float
-    gt : (G, 4) float
-    gt_crowd : (G,) bool
-
-    Returns
-    -------
-    (D, G) float64
-    """
-    dt = np.asarray(dt, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
-    if len(dt) == 0 or len(gt) == 0:
-        return np.zeros((len(dt), len(gt)))
-    iw = np.minimum(dt[:, None, 0] + dt[:, None, 2], gt[None, :, 0] + gt[None, :, 2]) - np.maximum(
-        dt[:, None, 0], gt[None, :, 0]
-    )
-    ih = np.minimum(dt[:, None, 1] + dt[:, None, 3], gt[None, :, 1] + gt[None, :, 3]) - np.maximum(
-        dt[:, None, 1], gt[None, :, 1]
-    )
-    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-    da = (dt[:, 2] * dt[:, 3])[:, None]
-    ga = (gt[:, 2] * gt[:, 3])[None, :]
-    union = np.where(np.asarray(gt_crowd, dtype=bool)[None, :], da, da + ga - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(inter > 0, inter / union, 0.0)
-    return out
 
 
 def match_image(
@@ -155,3 +128,71 @@ def match_image(
     out_of_range = (area < lo) | (area > hi)
     dt_ignore |= ~dt_matched & out_of_range[None, :]
     return ImageMatch(dt_matched, dt_match_gt, dt_ignore, scores, gt_ignore)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Matching results of every (image, category, area range) of one evaluation.
+
+    Attributes
+    ----------
+    images : dict
+        (image id, category id, area index) -> :class:`ImageMatch`.
+    image_ids, cat_ids : tuple of int
+        Every GT image and category, sorted: detections are concatenated in this image
+        order before the stable score sort, as pycocotools does, and the category axis
+        of the accumulated arrays follows ``cat_ids``.
+    """
+
+    images: dict[tuple[int, int, int], ImageMatch]
+    image_ids: tuple[int, ...]
+    cat_ids: tuple[int, ...]
+
+
+def similarity_matrix(s: ImageSims, params: EvalParams) -> np.ndarray:
+    """(D, G) float64 similarity of the mode: GPS, sqrt(GPS * IoU) or IoU.
+
+    Raises
+    ------
+    StateError
+        GPSm or IoU asked of similarities computed without masks.
+    """
+    gps = s.gps_paper if params.kappa == "paper" else s.gps_per_part
+    if params.metric == "gps":
+        return gps
+    if s.mask_iou is None:
+        raise StateError("mask IoUs were not computed; build the similarities with masks")
+    if params.metric == "iou":
+        return s.mask_iou
+    return np.sqrt(gps * s.mask_iou)
+
+
+def match(similarities: Similarities, gt: GroundTruth, params: EvalParams) -> Matches:
+    """Match every (image, category) for every area range of ``params``.
+
+    Parameters
+    ----------
+    similarities : Similarities
+        From :func:`dpeval.evaluation.prepare.prepare` on the same ``gt`` (with masks
+        for GPSm and IoU).
+    gt : GroundTruth
+        The ground truth (its flags, crowds and areas decide what is ignored).
+    params : EvalParams
+
+    Returns
+    -------
+    Matches
+    """
+    gts = gt.annotations
+    thr = params.iou_thrs
+    out: dict[tuple[int, int, int], ImageMatch] = {}
+    for s in similarities.images:
+        sim = similarity_matrix(s, params)
+        no_dense = np.array([not gts[g].has_dense for g in s.gt_index], dtype=bool)
+        crowd = np.array([gts[g].iscrowd for g in s.gt_index], dtype=bool)
+        area = np.array([gts[g].area for g in s.gt_index], dtype=np.float64)
+        for a, (_, lo, hi) in enumerate(params.area_ranges):
+            out[(s.image_id, s.category_id, a)] = match_image(
+                sim, s.box_iou, no_dense, crowd, area, s.det_area, s.det_scores, (lo, hi), thr
+            )
+    return Matches(out, tuple(sorted(gt.images)), tuple(sorted(gt.categories)))

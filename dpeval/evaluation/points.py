@@ -1,4 +1,4 @@
-"""Pointwise metrics of the DensePose paper (§2.3): RCP curve, AUC10, AUC30.
+"""Evaluation core: pointwise metrics of the DensePose paper (§2.3): RCP curve, AUC10, AUC30.
 
 In: per GT point geodesic errors in metres (``inf`` for a point the prediction misses;
 NaN for points excluded because their own GT vertex is invalid) and their part ids.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..formats.model import GroundTruth, Predictions
+from ..params import AUC10_RADIUS, AUC30_RADIUS, RCP_GRID
 from ..template import N_PARTS, PART_NAMES, BodyTemplate
 
 __all__ = [
@@ -34,9 +35,6 @@ __all__ = [
     "point_metrics",
     "ratio_correct_points",
 ]
-
-RCP_GRID = np.round(np.arange(301) * 0.001, 6)
-"""Thresholds (metres) at which the RCP curve is reported: 0 to 0.30 m by 1 mm."""
 
 
 def ratio_correct_points(dist: np.ndarray, thresholds: np.ndarray = RCP_GRID) -> np.ndarray:
@@ -111,14 +109,18 @@ def point_metrics(dist: np.ndarray, part: np.ndarray) -> PointMetrics:
                 "part": p,
                 "name": PART_NAMES[p],
                 "n_points": len(d),
-                "auc10": auc(d, 0.10),
-                "auc30": auc(d, 0.30),
+                "auc10": auc(d, AUC10_RADIUS),
+                "auc30": auc(d, AUC30_RADIUS),
                 "mean_error_cm": float(finite.mean() * 100) if len(finite) else float("nan"),
                 "miss_rate": float(np.mean(~np.isfinite(d))) if len(d) else float("nan"),
             }
         )
     return PointMetrics(
-        len(dist), auc(dist, 0.10), auc(dist, 0.30), ratio_correct_points(dist), rows
+        len(dist),
+        auc(dist, AUC10_RADIUS),
+        auc(dist, AUC30_RADIUS),
+        ratio_correct_points(dist),
+        rows,
     )
 
 

@@ -1,4 +1,5 @@
-"""Per (ground truth, detection) similarities: GPS (both kappas), mask IoU, box IoU.
+"""Evaluation core, prepare stage: per (ground truth, detection) similarities: GPS (both
+kappas), mask IoU, box IoU.
 
 In: :class:`~dpeval.formats.model.GroundTruth`, instance
 :class:`~dpeval.formats.model.Predictions`, a template and a geodesic solver.
@@ -23,18 +24,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import ParamsError
 from ..formats.model import GroundTruth, Predictions
-from .match import box_iou
-from ..params import KAPPA_PAPER, KAPPA_PER_PART
+from ..params import KAPPA_PAPER, KAPPA_PER_PART, MAX_DETS
 from ..template import BodyTemplate
-from .images import ImageOptions, ImagePlan, run_images
+from .boxes import box_iou
+from .images import DECODE_MODES, ImageOptions, ImagePlan, ImageResult, run_images
 from .regions import region_filter
 
-__all__ = ["ImageSims", "Similarities", "compute_similarities", "top_detections"]
+__all__ = ["ImageSims", "Similarities", "prepare", "top_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,12 @@ class _GtPoints:
     owner: np.ndarray  # (N,) annotation index
 
 
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
 def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
+    """Every dense GT point in absolute image coordinates, with its template vertex."""
     n_ann = len(gt.annotations)
     start = np.full(n_ann, -1, dtype=np.int64)
     stop = np.full(n_ann, -1, dtype=np.int64)
@@ -152,81 +159,38 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
         owner.append(np.full(a.n_points, i, dtype=np.int64))
         start[i], stop[i] = pos, pos + a.n_points
         pos += a.n_points
-    cat = lambda parts_, dt: np.concatenate(parts_) if parts_ else np.zeros(0, dtype=dt)  # noqa: E731
-    part = cat(parts, np.int64)
-    vertex = template.closest_vertices(part, cat(us, np.float64), cat(vs, np.float64))
+    part = _concat(parts, np.int64)
+    vertex = template.closest_vertices(part, _concat(us, np.float64), _concat(vs, np.float64))
     return _GtPoints(
-        start, stop, cat(xs, np.float64), cat(ys, np.float64), part, vertex, cat(owner, np.int64)
+        start,
+        stop,
+        _concat(xs, np.float64),
+        _concat(ys, np.float64),
+        part,
+        vertex,
+        _concat(owner, np.int64),
     )
 
 
-def compute_similarities(
-    gt: GroundTruth,
-    preds: Predictions,
-    template: BodyTemplate,
-    solver,
-    *,
-    protocol: str = "challenge2019",
-    with_masks: bool = True,
-    max_dets: int = 20,
-    workers: int = 2,
-    progress=None,
-    oracle: str | None = None,
-    client: Any = None,
-) -> Similarities:
-    """Compute every similarity the DensePose metrics need, in one pass over the data.
-
-    Parameters
-    ----------
-    gt : GroundTruth
-    preds : Predictions
-        ``kind == "instances"``.
-    template : BodyTemplate
-    solver : GeodesicSolver
-        Anything with ``pairs(a, b) -> (N,) float64`` metres.
-    protocol : {"challenge2019", "detectron2"}
-    with_masks : bool
-        Compute mask IoUs (needed for GPSm and IoU).
-    max_dets : int
-    workers : int
-        Threads decoding IUV maps and sampling points.
-    progress : callable, optional
-        Called with the number of images done, for progress bars.
-    oracle : str, optional
-        One of :data:`dpeval.params.ORACLES` (the official upper-bound modes).
-    client : dask.distributed.Client, optional
-        Decode and sample the images on this cluster's workers instead
-        (:func:`dpeval.distributed.map_images`); the numbers are identical.
-
-    Returns
-    -------
-    Similarities
-    """
-    pts = _gt_points(gt, template)
-    lut = template.uv8_lut
-    keep_gt, keep_det = region_filter(gt, preds, protocol)  # PoseTrack ignore regions
-    tops = top_detections(preds, max_dets, keep_det)
+def _gt_by_key(gt: GroundTruth, keep_gt: np.ndarray) -> dict[tuple[int, int], list[int]]:
+    """(image, category) -> indices of the GT people kept (file order)."""
     by_key: dict[tuple[int, int], list[int]] = {}
     for i, a in enumerate(gt.annotations):
         if keep_gt[i]:
             by_key.setdefault((a.image_id, a.category_id), []).append(i)
-    keys = sorted(set(by_key) | set(tops))
+    return by_key
 
-    plan = ImagePlan(gt, preds, pts, by_key, tops, keys)
-    opts = ImageOptions(protocol, with_masks, oracle, _SKIP_UNTOUCHED)
-    if client is not None:
-        from ..distributed import map_images
 
-        results = map_images(client, plan, lut, opts, progress=progress)
-    else:
-        results = run_images(plan, lut, opts, workers, progress)
-
-    # geodesic distances for every (GT point, detection) at once
-    sizes = [r[4].size for r in results]
+def _geodesic_errors(
+    results: list[ImageResult], pts: _GtPoints, solver: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Geodesic error of every (GT point, detection) pair of every image, in one solver
+    call: (errors (sum of D*N,) float64 (inf: miss, NaN: invalid GT vertex), offsets)."""
+    sizes = [r.pred.size for r in results]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    all_pred = np.concatenate([r[4].ravel() for r in results]) if results else np.zeros(0, int)
+    all_pred = np.concatenate([r.pred.ravel() for r in results]) if results else np.zeros(0, int)
     all_gtv = (
-        np.concatenate([np.broadcast_to(pts.vertex[r[3]], r[4].shape).ravel() for r in results])
+        np.concatenate([np.broadcast_to(pts.vertex[r.sel], r.pred.shape).ravel() for r in results])
         if results
         else np.zeros(0, int)
     )
@@ -235,86 +199,214 @@ def compute_similarities(
     if ok.any():
         dist[ok] = solver.pairs(all_gtv[ok], all_pred[ok])
     dist[all_gtv < 0] = np.nan
+    return dist, offsets
 
-    k_paper = KAPPA_PAPER
-    table32 = getattr(solver, "mode", "") == "legacy"  # official float32 Pdist table
-    k_part = np.asarray(KAPPA_PER_PART)
-    best_gps = np.full(len(gt.annotations), -1.0)
-    best_score = np.full(len(gt.annotations), -np.inf)
-    point_dist = np.full(len(pts.x), np.inf)
-    point_dist[(pts.vertex < 0) | ~keep_gt[pts.owner]] = np.nan  # dropped GTs: excluded
-    point_pred_vertex = np.full(len(pts.x), -1, dtype=np.int64)
-    point_pred_part = np.zeros(len(pts.x), dtype=np.int64)
-    images = []
-    for (key, gidx, didx, sel, pred, ious, pred_part), o in zip(results, offsets[:-1], strict=True):
-        d = dist[o : o + pred.size].reshape(pred.shape)
-        n_d, n_g = len(didx), len(gidx)
-        gps_paper = np.zeros((n_d, n_g))
-        gps_part = np.zeros((n_d, n_g))
-        if n_d and len(sel):
-            valid = ~np.isnan(d)
-            dd = np.where(valid, d, np.inf)
-            e_paper = np.where(valid, np.exp(-(dd**2) / (2 * k_paper**2)), 0.0)
-            kp = k_part[pts.part[sel]]
-            e_part = np.where(valid, np.exp(-(dd**2) / (2 * kp**2)), 0.0)
-            if table32:
-                # the official code squares the distances in float32 when every valid
-                # point of a pair is a float32 table value (no miss, no same vertex)
-                d32 = np.where(valid, dd, 0.0).astype(np.float32)
-                e32 = np.where(valid, np.exp(-(d32**2) / (2 * kp**2)), 0.0)
-                from_table = ~valid | (np.isfinite(dd) & (pred != pts.vertex[sel][None, :]))
-            pos = 0
-            for j, g in enumerate(gidx):
-                if pts.start[g] < 0:
-                    continue
-                n = pts.stop[g] - pts.start[g]
-                block = slice(pos, pos + n)
-                pos += n
-                nv = int(valid[0, block].sum())
-                if nv == 0:
-                    continue
-                gps_paper[:, j] = e_paper[:, block].sum(axis=1) / nv
-                gps_part[:, j] = e_part[:, block].sum(axis=1) / nv
-                if table32:
-                    rows = from_table[:, block].all(axis=1)
-                    gps_part[rows, j] = e32[rows, block].sum(axis=1) / nv
-                for k in range(n_d):  # best detection per GT for the pointwise metrics
-                    s = preds.detections[didx[k]].score
-                    if gps_part[k, j] > best_gps[g] or (
-                        gps_part[k, j] == best_gps[g] and s > best_score[g]
-                    ):
-                        best_gps[g], best_score[g] = gps_part[k, j], s
-                        point_dist[pts.start[g] : pts.stop[g]] = d[k, block]
-                        point_pred_vertex[pts.start[g] : pts.stop[g]] = pred[k, block]
-                        point_pred_part[pts.start[g] : pts.stop[g]] = pred_part[k, block]
-        dets = [preds.detections[i] for i in didx]
-        det_boxes = np.array([x.bbox for x in dets], dtype=np.float64).reshape(-1, 4)
-        gt_boxes = np.array([gt.annotations[g].bbox for g in gidx], dtype=np.float64).reshape(-1, 4)
-        crowd = np.array([gt.annotations[g].iscrowd for g in gidx], dtype=bool)
-        images.append(
-            ImageSims(
-                image_id=key[0],
-                category_id=key[1],
-                gt_index=gidx,
-                det_index=didx,
-                det_scores=np.array([x.score for x in dets], dtype=np.float64),
-                det_area=det_boxes[:, 2] * det_boxes[:, 3],
-                gps_paper=gps_paper,
-                gps_per_part=gps_part,
-                mask_iou=ious,
-                box_iou=box_iou(det_boxes, gt_boxes, crowd),
-            )
+
+@dataclass
+class _PointErrors:
+    """Per GT point results under each GT's best detection (highest per-part GPS, ties
+    to the higher score), filled image by image."""
+
+    dist: np.ndarray
+    pred_vertex: np.ndarray
+    pred_part: np.ndarray
+    best_gps: np.ndarray
+    best_score: np.ndarray
+
+    @classmethod
+    def empty(cls, pts: _GtPoints, keep_gt: np.ndarray, n_ann: int) -> _PointErrors:
+        dist = np.full(len(pts.x), np.inf)
+        dist[(pts.vertex < 0) | ~keep_gt[pts.owner]] = np.nan  # dropped GTs: excluded
+        return cls(
+            dist,
+            np.full(len(pts.x), -1, dtype=np.int64),
+            np.zeros(len(pts.x), dtype=np.int64),
+            np.full(n_ann, -1.0),
+            np.full(n_ann, -np.inf),
         )
+
+    def offer(self, g: int, rows: slice, gps: float, score: float, d, pred, part) -> None:
+        """Keep detection errors ``d`` at GT ``g``'s points ``rows`` if it beats the best."""
+        if gps > self.best_gps[g] or (gps == self.best_gps[g] and score > self.best_score[g]):
+            self.best_gps[g], self.best_score[g] = gps, score
+            self.dist[rows], self.pred_vertex[rows], self.pred_part[rows] = d, pred, part
+
+
+def _point_scores(d: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, exp term with kappa 0.255, exp term with the per-part kappa) per (D, N)."""
+    valid = ~np.isnan(d)
+    dd = np.where(valid, d, np.inf)
+    e_paper = np.where(valid, np.exp(-(dd**2) / (2 * KAPPA_PAPER**2)), 0.0)
+    kp = np.asarray(KAPPA_PER_PART)[part]
+    e_part = np.where(valid, np.exp(-(dd**2) / (2 * kp**2)), 0.0)
+    return valid, e_paper, e_part
+
+
+def _table32_scores(
+    d: np.ndarray, pred: np.ndarray, gt_vertex: np.ndarray, part: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official code squares the distances in float32 when every valid point of a pair
+    is a float32 table value (no miss, no same vertex): (exp terms, from-table flags)."""
+    valid = ~np.isnan(d)
+    dd = np.where(valid, d, np.inf)
+    kp = np.asarray(KAPPA_PER_PART)[part]
+    d32 = np.where(valid, dd, 0.0).astype(np.float32)
+    e32 = np.where(valid, np.exp(-(d32**2) / (2 * kp**2)), 0.0)
+    from_table = ~valid | (np.isfinite(dd) & (pred != gt_vertex[None, :]))
+    return e32, from_table
+
+
+def _image_gps(
+    r: ImageResult,
+    d: np.ndarray,
+    pts: _GtPoints,
+    scores: np.ndarray,
+    table32: bool,
+    best: _PointErrors,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(D, G) GPS with kappa 0.255 and per part of one image; offers every detection's
+    point errors to ``best``."""
+    n_d, n_g = len(r.didx), len(r.gidx)
+    gps_paper, gps_part = np.zeros((n_d, n_g)), np.zeros((n_d, n_g))
+    if not (n_d and len(r.sel)):
+        return gps_paper, gps_part
+    valid, e_paper, e_part = _point_scores(d, pts.part[r.sel])
+    if table32:
+        e32, from_table = _table32_scores(d, r.pred, pts.vertex[r.sel], pts.part[r.sel])
+    pos = 0
+    for j, g in enumerate(r.gidx):
+        if pts.start[g] < 0:
+            continue
+        block = slice(pos, pos + pts.stop[g] - pts.start[g])
+        pos = block.stop
+        nv = int(valid[0, block].sum())
+        if nv == 0:
+            continue
+        gps_paper[:, j] = e_paper[:, block].sum(axis=1) / nv
+        gps_part[:, j] = e_part[:, block].sum(axis=1) / nv
+        if table32:
+            rows = from_table[:, block].all(axis=1)
+            gps_part[rows, j] = e32[rows, block].sum(axis=1) / nv
+        points = slice(pts.start[g], pts.stop[g])
+        for k in range(n_d):  # best detection per GT for the pointwise metrics
+            best.offer(
+                g, points, gps_part[k, j], scores[k], d[k, block], r.pred[k, block],
+                r.pred_part[k, block],
+            )  # fmt: skip
+    return gps_paper, gps_part
+
+
+def _image_sims(
+    r: ImageResult, gt: GroundTruth, preds: Predictions, gps: tuple[np.ndarray, np.ndarray]
+) -> ImageSims:
+    dets = [preds.detections[i] for i in r.didx]
+    det_boxes = np.array([x.bbox for x in dets], dtype=np.float64).reshape(-1, 4)
+    gt_boxes = np.array([gt.annotations[g].bbox for g in r.gidx], dtype=np.float64).reshape(-1, 4)
+    crowd = np.array([gt.annotations[g].iscrowd for g in r.gidx], dtype=bool)
+    return ImageSims(
+        image_id=r.key[0],
+        category_id=r.key[1],
+        gt_index=r.gidx,
+        det_index=r.didx,
+        det_scores=np.array([x.score for x in dets], dtype=np.float64),
+        det_area=det_boxes[:, 2] * det_boxes[:, 3],
+        gps_paper=gps[0],
+        gps_per_part=gps[1],
+        mask_iou=r.ious,
+        box_iou=box_iou(det_boxes, gt_boxes, crowd),
+    )
+
+
+def prepare(
+    preds: Predictions,
+    gt: GroundTruth,
+    template: BodyTemplate,
+    solver: Any,
+    *,
+    protocol: str = "challenge2019",
+    with_masks: bool = True,
+    max_dets: int = MAX_DETS,
+    workers: int = 2,
+    progress: Any = None,
+    oracle: str | None = None,
+    client: Any = None,
+    decode: Literal["touching", "all"] = "touching",
+) -> Similarities:
+    """Compute every similarity the DensePose metrics need, in one pass over the data.
+
+    Parameters
+    ----------
+    preds : Predictions
+        ``kind == "instances"``.
+    gt : GroundTruth
+    template : BodyTemplate
+    solver : GeodesicSolver
+        Anything with ``pairs(a, b) -> (N,) float64`` metres.
+    protocol : {"challenge2019", "detectron2"}
+    with_masks : bool
+        Compute mask IoUs (needed for GPSm and IoU).
+    max_dets : int
+    workers : int
+        Processes decoding IUV maps and sampling points.
+    progress : callable, optional
+        Called with the number of images done, for progress bars.
+    oracle : str, optional
+        One of :data:`dpeval.params.ORACLES` (the official upper-bound modes).
+    client : dask.distributed.Client, optional
+        Decode and sample the images on this cluster's workers instead
+        (:func:`dpeval.distributed.map_images`); the numbers are identical.
+    decode : {"touching", "all"}
+        Decode only the detections whose box touches a GT box or mask (default; the
+        others cannot change any number) or every detection (slower; the tests use it to
+        show that skipping is exact).
+
+    Returns
+    -------
+    Similarities
+
+    Raises
+    ------
+    ParamsError
+        Unknown ``decode``.
+    FormatError
+        A detection's IUV map does not decode.
+
+    Example
+    -------
+    >>> sims = prepare(preds, gt, template, GeodesicSolver(template))  # doctest: +SKIP
+    >>> sims.images[0].gps_per_part.shape  # (D, G)  # doctest: +SKIP
+    """
+    if decode not in DECODE_MODES:
+        raise ParamsError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
+    pts = _gt_points(gt, template)
+    keep_gt, keep_det = region_filter(gt, preds, protocol)  # PoseTrack ignore regions
+    tops = top_detections(preds, max_dets, keep_det)
+    by_key = _gt_by_key(gt, keep_gt)
+    plan = ImagePlan(gt, preds, pts, by_key, tops, sorted(set(by_key) | set(tops)))
+    opts = ImageOptions(protocol, with_masks, oracle, decode)
+    if client is not None:
+        from ..distributed import map_images
+
+        results = map_images(client, plan, template.uv8_lut, opts, progress=progress)
+    else:
+        results = run_images(plan, template.uv8_lut, opts, workers, progress)
+
+    dist, offsets = _geodesic_errors(results, pts, solver)
+    table32 = getattr(solver, "mode", "") == "legacy"  # official float32 Pdist table
+    best = _PointErrors.empty(pts, keep_gt, len(gt.annotations))
+    images = []
+    for r, o in zip(results, offsets[:-1], strict=True):
+        d = dist[o : o + r.pred.size].reshape(r.pred.shape)
+        scores = np.array([preds.detections[i].score for i in r.didx], dtype=np.float64)
+        gps = _image_gps(r, d, pts, scores, table32, best)
+        images.append(_image_sims(r, gt, preds, gps))
     return Similarities(
         images,
         pts.owner,
         pts.part,
-        point_dist,
+        best.dist,
         protocol,
         point_vertex=pts.vertex,
-        point_pred_vertex=point_pred_vertex,
-        point_pred_part=point_pred_part,
+        point_pred_vertex=best.pred_vertex,
+        point_pred_part=best.pred_part,
     )
-
-
-_SKIP_UNTOUCHED = True  # skip decoding detections that touch no GT (tests turn it off)

@@ -3,7 +3,7 @@
 In: :class:`~dpeval.formats.model.GroundTruth` (``ImageInfo.ignore_regions``, polygons
 from ``ignore_regions_x`` / ``ignore_regions_y``) and instance
 :class:`~dpeval.formats.model.Predictions`. Out: one keep flag per GT annotation and per
-detection, applied by :func:`~dpeval.evaluation.prepare.compute_similarities` before
+detection, applied by :func:`~dpeval.evaluation.prepare.prepare` before
 anything else (before the top-``max_dets`` cut, like the official ``_prepare``).
 
 The official rule (DensePose ``_getIgnoreRegion`` / ``_checkIgnore``, spec §4 "Prepare"),

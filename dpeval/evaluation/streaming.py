@@ -1,4 +1,4 @@
-"""A streaming metric: ``update(preds, gt)`` per batch, ``compute()`` at the end.
+"""Evaluation core, streaming: ``update(preds, gt)`` per batch, ``compute()`` at the end.
 
 Each update computes the batch's similarities (the costly part) and keeps only them;
 ``compute()`` matches and accumulates over everything seen. Images are independent and
@@ -18,8 +18,8 @@ from ..errors import FormatError, StateError
 from ..formats.model import GroundTruth, Predictions
 from ..params import EvalParams
 from ..template import BodyTemplate, load_template
+from .prepare import Similarities, prepare
 from .run import evaluate_similarities
-from .prepare import Similarities, compute_similarities
 
 __all__ = ["DensePoseMetric"]
 
@@ -105,9 +105,9 @@ class DensePoseMetric:
                 f"update(): predictions on image(s) {outside[:5]} that are not in this "
                 "batch's ground truth"
             )
-        sims = compute_similarities(
-            g,
+        sims = prepare(
             p,
+            g,
             self.template,
             self.solver,
             protocol=self.options["protocol"],
@@ -140,4 +140,4 @@ class DensePoseMetric:
             self.options["protocol"],
         )
         gt = GroundTruth(images=dict(self._images), annotations=tuple(self._annotations))
-        return evaluate_similarities(merged, gt, self.template, self.metrics, **self.options)
+        return evaluate_similarities(merged, gt, self.metrics, **self.options)

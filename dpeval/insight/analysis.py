@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..formats.model import GroundTruth, Predictions
 from ..evaluation.prepare import Similarities
+from ..formats.model import GroundTruth, Predictions
 from ..report import Summary
 from ..template import BodyTemplate, load_template
 from .bootstrap import DEFAULT_RESAMPLES, MetricTables, bootstrap_metrics, build_tables
@@ -22,7 +22,7 @@ from .bootstrap import compare_metrics as _compare_tables
 from .tables import coarse_part_errors, instance_table, part_errors, rcp_curves
 from .taxonomy import classify_points, part_confusion, taxonomy_counts
 
-__all__ = ["Insight", "analyze", "compare", "score_tables"]
+__all__ = ["Insight", "ScoredTables", "analyze", "compare", "score_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,34 @@ class Insight:
         }
 
 
+@dataclass(frozen=True)
+class ScoredTables:
+    """One model scored once: the official numbers and the bootstrap tables.
+
+    Attributes
+    ----------
+    summary : Summary
+        The official numbers (same as ``dpeval score``).
+    sims : Similarities
+    tables : MetricTables
+        :func:`~dpeval.insight.bootstrap.build_tables` of the same similarities.
+    gt : GroundTruth
+    preds : Predictions
+        As read and checked.
+    template : BodyTemplate
+    solver : GeodesicSolver
+        The solver used (reuse it to score another model on the same template).
+    """
+
+    summary: Summary
+    sims: Similarities
+    tables: MetricTables
+    gt: GroundTruth
+    preds: Predictions
+    template: BodyTemplate
+    solver: Any
+
+
 def score_tables(
     preds: Any,
     gt: Any,
@@ -99,33 +127,42 @@ def score_tables(
     workers: int = 2,
     solver: Any = None,
     client: Any = None,
-) -> tuple[Summary, Similarities, MetricTables, GroundTruth, Predictions, BodyTemplate, Any]:
+) -> ScoredTables:
     """Score once (the official numbers) and build the bootstrap tables from the same
-    similarities. Returns (summary, sims, tables, gt, preds, template, solver)."""
-    from ..api import _check_images, _read, make_summary
+    similarities.
+
+    Raises
+    ------
+    ParamsError
+        Image-level dense maps (they have no AP).
+    FormatError
+        Malformed or inconsistent inputs.
+    """
+    from ..api import make_summary
     from ..errors import ParamsError
-    from ..evaluation import compute_similarities, evaluate_similarities
+    from ..evaluation import evaluate_similarities, prepare
+    from ..evaluation.inputs import read_inputs
+    from ..formats.consistency import check_images
 
     tpl = load_template(template) if isinstance(template, str) else template
-    p, g = _read(preds, gt)
+    p, g = read_inputs(preds, gt)
     if p.kind != "instances":
         raise ParamsError(
             f"{p.source}: dpeval report needs instance predictions (image-level dense maps "
             "have no AP); use dpeval score --metric points"
         )
-    p, _ = _check_images(p, g, False)
+    p, _ = check_images(p, g, False)
     if solver is None:
         from ..geodesic import GeodesicSolver
 
         solver = GeodesicSolver(tpl)
-    sims = compute_similarities(
-        g, p, tpl, solver, protocol=protocol, with_masks=True, max_dets=max_dets,
+    sims = prepare(
+        p, g, tpl, solver, protocol=protocol, with_masks=True, max_dets=max_dets,
         workers=workers, client=client,
     )  # fmt: skip
     out = evaluate_similarities(
         sims,
         g,
-        tpl,
         ["gps", "gpsm", "iou", "points"],
         kappa=kappa,
         protocol=protocol,
@@ -134,7 +171,7 @@ def score_tables(
     )
     summary = make_summary(tpl, p, g, out, protocol=protocol)
     tables = build_tables(sims, g, max_dets=max_dets, min_iou=min_iou, protocol=protocol)
-    return summary, sims, tables, g, p, tpl, solver
+    return ScoredTables(summary, sims, tables, g, p, tpl, solver)
 
 
 def analyze(
@@ -178,11 +215,12 @@ def analyze(
     >>> ins = analyze("examples/preds.json", "examples/gt.json", resamples=200)  # doctest: +SKIP
     >>> ins.intervals.loc["gps_perpart_AP"]  # doctest: +SKIP
     """
-    summary, sims, tables, g, p, tpl, solver = score_tables(
+    st = score_tables(
         preds, gt, template=template, protocol=protocol, min_iou=min_iou,
         max_dets=max_dets, workers=workers, solver=solver, client=client,
     )  # fmt: skip
-    intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed, client=client)
+    sims, g, p, tpl, solver = st.sims, st.gt, st.preds, st.template, st.solver
+    intervals = bootstrap_metrics(st.tables, resamples=resamples, seed=seed, client=client)
     codes = classify_points(sims, tpl, solver)
     table = None
     if oracles:
@@ -194,7 +232,7 @@ def analyze(
         )  # fmt: skip
     area_of = np.array([a.area for a in g.annotations], dtype=np.float64)
     return Insight(
-        summary=summary,
+        summary=st.summary,
         intervals=intervals,
         per_part=part_errors(sims.point_dist, sims.point_part),
         coarse_parts=coarse_part_errors(sims.point_dist, sims.point_part),
@@ -243,6 +281,6 @@ def compare(
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     opts = dict(template=tpl, protocol=protocol, min_iou=min_iou, max_dets=max_dets,
                 workers=workers, client=client)  # fmt: skip
-    _, _, ta, _, _, _, solver = score_tables(preds_a, g, **opts)
-    _, _, tb, _, _, _, _ = score_tables(preds_b, g, solver=solver, **opts)
-    return _compare_tables(ta, tb, resamples=resamples, seed=seed, client=client)
+    a = score_tables(preds_a, g, **opts)
+    b = score_tables(preds_b, g, solver=a.solver, **opts)
+    return _compare_tables(a.tables, b.tables, resamples=resamples, seed=seed, client=client)

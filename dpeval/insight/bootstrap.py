@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ..formats.model import GroundTruth, Predictions
-from ..evaluation.cocoeval import DensePoseEval
+from ..evaluation.match import Matches, match
 from ..evaluation.prepare import Similarities
-from ..params import EvalParams
+from ..evaluation.run import ap_modes
+from ..formats.model import GroundTruth
+from ..params import AUC_RADII, INSIGHT_RESAMPLES, EvalParams
 from ._kernels import weighted_ap
 
 __all__ = [
@@ -43,15 +44,10 @@ __all__ = [
     "resample_weights",
 ]
 
-DEFAULT_RESAMPLES = 1000
-"""Bootstrap resamples used unless asked otherwise."""
+DEFAULT_RESAMPLES = INSIGHT_RESAMPLES
+"""Bootstrap resamples used unless asked otherwise (:data:`dpeval.params.INSIGHT_RESAMPLES`)."""
 
-AP_MODES: tuple[tuple[str, str, str], ...] = (
-    ("gps_paper", "gps", "paper"),
-    ("gps_perpart", "gps", "per-part"),
-    ("gpsm", "gpsm", "per-part"),
-    ("iou", "iou", "per-part"),
-)
+AP_MODES: tuple[tuple[str, str, str], ...] = tuple(ap_modes(("gps", "gpsm", "iou"), "per-part"))
 """(name, metric, kappa) of each AP whose interval is reported."""
 
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -64,7 +60,7 @@ HEADLINE_METRICS: tuple[str, ...] = (
 )
 """Names of the bootstrapped metrics, in print order."""
 
-_AUC_RANGES = {"AUC10": 0.10, "AUC30": 0.30}
+_AUC_RANGES = dict(AUC_RADII)
 
 
 @dataclass(frozen=True)
@@ -113,7 +109,7 @@ def build_tables(
     max_dets: int = 20,
     min_iou: float = 0.5,
     protocol: str = "challenge2019",
-    matches: dict[str, Any] | None = None,
+    matches: dict[str, Matches] | None = None,
 ) -> MetricTables:
     """Match every mode once and keep the per-image arrays the bootstrap re-weights.
 
@@ -125,7 +121,8 @@ def build_tables(
     max_dets, min_iou, protocol
         As in :func:`dpeval.api.score`.
     matches : dict, optional
-        Metric name -> ``DensePoseEval.matches`` already computed (saves the matching).
+        Metric name (``gps_paper``...) -> :class:`~dpeval.evaluation.match.Matches`
+        already computed with these parameters (saves the matching).
 
     Returns
     -------
@@ -143,18 +140,8 @@ def build_tables(
         params = EvalParams(
             metric=metric, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets
         )  # type: ignore[arg-type]
-        m = (matches or {}).get(name)
-        if m is None:
-            ev = DensePoseEval(
-                gt,
-                Predictions("instances"),
-                template=_NoTemplate(),  # type: ignore[arg-type]
-                params=params,
-                solver=False,
-                similarities=sims,
-            )
-            ev.evaluate()
-            m = ev.matches
+        given = (matches or {}).get(name)
+        m = (given if given is not None else match(sims, gt, params)).images
         rec_thrs = params.rec_thrs
         tables = []
         for cat in cat_ids:
@@ -193,10 +180,6 @@ def build_tables(
         for k, a in _AUC_RANGES.items()
     }
     return MetricTables(image_ids, ap, auc_sum, n_points, np.asarray(rec_thrs, dtype=np.float64))
-
-
-class _NoTemplate:
-    """Stand-in template: matching precomputed similarities needs none."""
 
 
 def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:

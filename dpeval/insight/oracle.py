@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..formats.model import GroundTruth, Predictions
-from ..evaluation import compute_similarities, evaluate_similarities
+from ..evaluation import evaluate_similarities, prepare
 from ..evaluation.prepare import Similarities
+from ..formats.model import GroundTruth, Predictions
 from ..params import ORACLES
 from ..template import BodyTemplate
 
@@ -73,10 +73,10 @@ def oracle_table(
     opts = dict(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)
     wanted = ["gps", "gpsm", "points"]
     rows = [_row("model", "the predictions as they are", evaluate_similarities(
-        sims, gt, template, wanted, **opts))]  # fmt: skip
+        sims, gt, wanted, **opts))]  # fmt: skip
     for mode, what in ORACLES.items():
-        o = compute_similarities(
-            gt, preds, template, solver, protocol=protocol, with_masks=False,
+        o = prepare(
+            preds, gt, template, solver, protocol=protocol, with_masks=False,
             max_dets=max_dets, workers=workers, oracle=mode, client=client,
         )  # fmt: skip
         images = [
@@ -84,5 +84,5 @@ def oracle_table(
             for img, real in zip(o.images, sims.images, strict=True)
         ]
         o = dataclasses.replace(o, images=images)
-        rows.append(_row(mode, what, evaluate_similarities(o, gt, template, wanted, **opts)))
+        rows.append(_row(mode, what, evaluate_similarities(o, gt, wanted, **opts)))
     return pd.DataFrame(rows).set_index("mode")

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..formats.model import GroundTruth
 from ..evaluation.points import RCP_GRID, auc, ratio_correct_points
+from ..formats.model import GroundTruth
 from ..params import KAPPA_PER_PART
 from ..template import COARSE_PART, N_PARTS, PART_NAMES
 

@@ -129,7 +129,7 @@ def classify_points(sims: Similarities, template: BodyTemplate, solver: Any) -> 
     if sims.point_pred_vertex is None or sims.point_vertex is None:
         raise ValueError(
             "classify_points: the similarities have no predicted vertices per point; "
-            "build them with dpeval.evaluation.compute_similarities"
+            "build them with dpeval.evaluation.prepare"
         )
     if template.mirror is None:
         raise ValueError(f"classify_points: template {template.id!r} has no mirror map")

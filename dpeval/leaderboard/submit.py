@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import DpevalWarning, FormatError, ParamsError
 from ..formats.consistency import check_categories
 from ..formats.model import GroundTruth, Predictions
+from ..params import LEADERBOARD_RESAMPLES
 from .store import (
     BOX_PROTOCOLS,
     ENTRY_SCHEMA,
@@ -33,7 +34,7 @@ from .store import (
 
 __all__ = ["DEFAULT_RESAMPLES", "DEFAULT_SPLIT", "build_entry", "check_predictions", "submit"]
 
-DEFAULT_RESAMPLES = 200
+DEFAULT_RESAMPLES = LEADERBOARD_RESAMPLES
 DEFAULT_SPLIT = "minival2014"
 BOOTSTRAP_LEVEL = 0.95
 SIZE_TOLERANCE_PX = 1.0  # boxes and maps may overrun the image by rounding
@@ -220,10 +221,9 @@ def build_entry(
         raise ParamsError(f"resamples={resamples!r}; expected a positive integer (e.g. 200)")
     p, g = _load(preds, gt)
     found = check_predictions(p, g, max_dets=max_dets)
-    summary, _, tables, *_ = score_tables(
-        p, g, template=template, protocol=protocol, max_dets=max_dets
-    )
-    intervals = bootstrap_metrics(tables, resamples=resamples, seed=seed, level=BOOTSTRAP_LEVEL)
+    scored = score_tables(p, g, template=template, protocol=protocol, max_dets=max_dets)
+    summary = scored.summary
+    intervals = bootstrap_metrics(scored.tables, resamples=resamples, seed=seed, level=BOOTSTRAP_LEVEL)
     score = summary.to_dict()
     score["warnings"] = dict(found)
     when = (date or datetime.now(timezone.utc)).astimezone(timezone.utc)

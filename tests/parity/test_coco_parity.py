@@ -9,13 +9,15 @@ must agree exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 
 import numpy as np
 import pytest
 
-from dpeval.evaluation.match import box_iou, match_image
-from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.accumulate import accumulate
+from dpeval.evaluation.boxes import box_iou
+from dpeval.evaluation.match import Matches, match_image
 from dpeval.params import EvalParams
 
 
@@ -79,7 +81,8 @@ def ours(images, gts, dts, params):
                 (lo, hi),
                 thr,
             )
-    return accumulate(matches, [im["id"] for im in images], [1], params)
+    ids = tuple(im["id"] for im in images)
+    return dataclasses.asdict(accumulate(Matches(matches, ids, (1,)), params))
 
 
 def theirs(images, gts, dts, params):

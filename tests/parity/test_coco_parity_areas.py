@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 
 import numpy as np
 import pytest
 
-from dpeval.evaluation.match import box_iou, match_image
-from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.accumulate import accumulate
+from dpeval.evaluation.boxes import box_iou
+from dpeval.evaluation.match import Matches, match_image
 from dpeval.params import EvalParams
 
 AREAS = EvalParams().area_ranges
@@ -96,7 +98,8 @@ def ours(images, gts, dts, params):
                 (lo, hi),
                 params.iou_thrs,
             )
-    return accumulate(matches, [im["id"] for im in images], [1], params)
+    ids = tuple(im["id"] for im in images)
+    return dataclasses.asdict(accumulate(Matches(matches, ids, (1,)), params))
 
 
 def _box_fallback(ev, dts_area: dict[int, float]) -> None:

@@ -20,7 +20,7 @@ from _templates import make_tiny_template
 from scipy.io import loadmat
 from scipy.spatial.distance import cdist
 
-from dpeval.evaluation import compute_similarities
+from dpeval.evaluation import prepare
 from dpeval.params import KAPPA_PER_PART
 from dpeval.template import export_template, load_template
 
@@ -130,7 +130,7 @@ def test_gps_equals_official_style_reference(exported, seed):
     gt_dict, dets = noisy_case(seed)
     gt, preds = records(gt_dict, dets)
     solver = GeodesicSolver(template, mode="legacy")
-    sims = compute_similarities(gt, preds, template, solver, with_masks=False, workers=1)
+    sims = prepare(preds, gt, template, solver, with_masks=False, workers=1)
     checked = 0
     for s in sims.images:
         for j, g in enumerate(s.gt_index):

@@ -157,14 +157,14 @@ def test_gt_annotation_category_must_be_listed(gt_doc):
 
 
 def test_prediction_category_not_in_gt_is_refused(pred_recs):
-    from dpeval.api import _check_images
+    from dpeval.formats.consistency import check_images
     from dpeval.leaderboard.submit import check_predictions
 
     gt = load_ground_truth(EXAMPLES / "gt.json")
     recs = copy.deepcopy(pred_recs)
     recs[4]["category_id"] = 2
     p = load_predictions(recs)
-    for check in (lambda: _check_images(p, gt, False), lambda: check_predictions(p, gt)):
+    for check in (lambda: check_images(p, gt, False), lambda: check_predictions(p, gt)):
         with pytest.raises(FormatError) as e:
             check()
         msg = str(e.value)

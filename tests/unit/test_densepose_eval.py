@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dpeval.errors import FormatError, StateError
-from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.evaluation import DensePoseEval
+from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.params import EvalParams
 from dpeval.template import load_template
 

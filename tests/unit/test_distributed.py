@@ -20,9 +20,10 @@ import dpeval
 from dpeval.cli import main
 from dpeval.distributed import map_images, open_client, shard_bounds
 from dpeval.errors import FormatError, ParamsError
+from dpeval.evaluation.inputs import read_inputs
+from dpeval.evaluation.prepare import prepare
 from dpeval.formats import save_predictions
 from dpeval.formats.model import Detection, Predictions
-from dpeval.evaluation.prepare import compute_similarities
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ def test_per_image_results_identical_and_in_order(client, noisy, open_template):
     from dpeval.evaluation.prepare import _gt_points, top_detections
 
     gt_path, paths, _ = noisy
-    p, g = dpeval.api._read(paths["dpeval-npz"], gt_path)
+    p, g = read_inputs(paths["dpeval-npz"], gt_path)
     tops = top_detections(p, 20)
     by_key: dict = {}
     for i, a in enumerate(g.annotations):
@@ -122,8 +123,8 @@ def test_worker_error_reaches_the_client(client, open_template):
     )  # fmt: skip
     preds = Predictions("instances", detections=(bad, *preds.detections[1:]), format="memory")
     with pytest.raises(FormatError, match="broken map"):
-        compute_similarities(
-            gt, preds, open_template, EuclideanSolver(open_template), client=client
+        prepare(
+            preds, gt, open_template, EuclideanSolver(open_template), client=client
         )
 
 
@@ -174,7 +175,7 @@ def _tables(open_template, path, gt_path):
     from dpeval.insight.analysis import score_tables
 
     solver = EuclideanSolver(open_template)
-    return score_tables(path, gt_path, template=open_template, solver=solver, workers=1)[2]
+    return score_tables(path, gt_path, template=open_template, solver=solver, workers=1).tables
 
 
 def test_bootstrap_on_cluster_same_intervals(client, noisy, open_template):

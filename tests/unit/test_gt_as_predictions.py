@@ -17,9 +17,9 @@ import pytest
 from dpeval import score
 from dpeval.cli import main
 from dpeval.errors import DpevalWarning
-from dpeval.formats import load_ground_truth
 from dpeval.evaluation.gt_as_predictions import predictions_from_ground_truth
 from dpeval.evaluation.masks import detection_mask, gt_mask, mask_iou
+from dpeval.formats import load_ground_truth
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from dpeval.evaluation.regions import ignore_region_mask, keep_box, keep_detection, region_filter
 from dpeval.formats import load_ground_truth
 from dpeval.formats.model import Detection, ImageInfo, Predictions
-from dpeval.evaluation.regions import ignore_region_mask, keep_box, keep_detection, region_filter
 
 H, W = 40, 60
 

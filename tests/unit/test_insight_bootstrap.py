@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 from _cases import EuclideanSolver
 
+from dpeval.evaluation import prepare
+from dpeval.evaluation.accumulate import accumulate
+from dpeval.evaluation.match import ImageMatch, Matches
+from dpeval.evaluation.run import evaluate_similarities
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.insight import _reference
 from dpeval.insight._kernels import weighted_ap
@@ -18,10 +22,6 @@ from dpeval.insight.bootstrap import (
     compare_metrics,
     resample_weights,
 )
-from dpeval.evaluation.match import ImageMatch
-from dpeval.evaluation import compute_similarities
-from dpeval.evaluation.cocoeval import accumulate
-from dpeval.evaluation.run import evaluate_similarities
 from dpeval.params import EvalParams
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -31,14 +31,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def example(open_template):
     gt = load_ground_truth(EXAMPLES / "gt.json")
     preds = load_predictions(EXAMPLES / "preds.json", images=gt.images)
-    sims = compute_similarities(gt, preds, open_template, EuclideanSolver(open_template), workers=1)
+    sims = prepare(preds, gt, open_template, EuclideanSolver(open_template), workers=1)
     return gt, sims
 
 
 def test_point_estimates_equal_the_official_numbers(example, open_template):
     gt, sims = example
     out = evaluate_similarities(
-        sims, gt, open_template, ["gps", "gpsm", "iou", "points"],
+        sims, gt, ["gps", "gpsm", "iou", "points"],
         kappa="per-part", protocol="challenge2019", min_iou=0.5, max_dets=20,
     )  # fmt: skip
     df = bootstrap_metrics(build_tables(sims, gt), resamples=50, seed=1)
@@ -110,8 +110,8 @@ def test_weighted_ap_equals_accumulate_on_the_replicated_data():
             for c in range(int(w[i])):
                 rep[(i * 100 + c, 1, 0)] = matches[(i, 1, 0)]
         ids = sorted({k[0] for k in rep})
-        ev = accumulate(rep, ids, [1], params)
-        prec = ev["precision"][:, :, 0, 0, 0]
+        ev = accumulate(Matches(rep, tuple(ids), (1,)), params)
+        prec = ev.precision[:, :, 0, 0, 0]
         expected = prec.mean() if (prec > -1).all() else np.nan
         scores = np.concatenate([matches[(i, 1, 0)].dt_scores for i in range(n)])
         order = np.argsort(-scores, kind="mergesort")

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from _cases import EuclideanSolver, make_case, records
 
+from dpeval.evaluation import prepare
+from dpeval.evaluation.prepare import Similarities
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.insight.tables import coarse_part_errors, part_errors, point_gps
 from dpeval.insight.taxonomy import (
@@ -18,8 +20,6 @@ from dpeval.insight.taxonomy import (
     part_confusion,
     taxonomy_counts,
 )
-from dpeval.evaluation import compute_similarities
-from dpeval.evaluation.prepare import Similarities
 from dpeval.template import MIRROR_PART
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -90,7 +90,7 @@ def test_mirrored_prediction_is_a_left_right_swap(open_template):
 
 def test_perfect_predictions_record_the_gt_vertex_and_part(open_template):
     gt, preds = records(*make_case(seed=0))
-    sims = compute_similarities(gt, preds, open_template, EuclideanSolver(open_template), workers=1)
+    sims = prepare(preds, gt, open_template, EuclideanSolver(open_template), workers=1)
     ok = ~np.isnan(sims.point_dist)
     assert np.array_equal(sims.point_pred_vertex[ok], sims.point_vertex[ok])
     assert np.array_equal(sims.point_pred_part[ok], sims.point_part[ok])
@@ -103,7 +103,7 @@ def example(open_template):
     gt = load_ground_truth(EXAMPLES / "gt.json")
     preds = load_predictions(EXAMPLES / "preds.json", images=gt.images)
     solver = EuclideanSolver(open_template)
-    return compute_similarities(gt, preds, open_template, solver, workers=1), solver
+    return prepare(preds, gt, open_template, solver, workers=1), solver
 
 
 def test_per_part_numbers_sum_to_the_overall(example, open_template):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from dpeval.evaluation.masks import BoxMask, detection_mask, gt_mask, mask_iou, resize_linear_halfpixel
+from dpeval.evaluation.masks import (
+    BoxMask,
+    detection_mask,
+    gt_mask,
+    mask_iou,
+    resize_linear_halfpixel,
+)
 
 
 def naive_resize(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpeval.evaluation.match import box_iou, match_image
-from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.accumulate import accumulate
+from dpeval.evaluation.boxes import box_iou
+from dpeval.evaluation.match import Matches, match_image
 from dpeval.params import EvalParams
 
 THR = EvalParams().iou_thrs
@@ -155,14 +156,12 @@ def test_accumulate_hand_computed_ap():
         thr,
     )
     ev = accumulate(
-        {(1, 1, 0): m1, (2, 1, 0): m2},
-        [1, 2],
-        [1],
+        Matches({(1, 1, 0): m1, (2, 1, 0): m2}, (1, 2), (1,)),
         EvalParams(min_iou=0.95, area_ranges=(("all", 0.0, 1e10),)),
     )
-    ap = ev["precision"][0, :, 0, 0, 0].mean()
+    ap = ev.precision[0, :, 0, 0, 0].mean()
     assert ap == (34 + 33 * 2 / 3) / 101
-    assert ev["recall"][0, 0, 0, 0] == 2 / 3
+    assert ev.recall[0, 0, 0, 0] == 2 / 3
 
 
 def test_kernel_equals_reference_twin():

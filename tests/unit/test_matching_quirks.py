@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpeval.formats.model import Detection, Predictions
-from dpeval.evaluation.match import match_image
-from dpeval.evaluation.cocoeval import accumulate
+from dpeval.evaluation.accumulate import accumulate
+from dpeval.evaluation.match import Matches, match_image
 from dpeval.evaluation.prepare import top_detections
+from dpeval.formats.model import Detection, Predictions
 from dpeval.params import EvalParams
 
 
@@ -56,12 +56,12 @@ def test_accumulate_breaks_score_ties_by_image_order():
     params = EvalParams(area_ranges=EvalParams().area_ranges[:1])
     fp, tp = _one([0.0], 0.5), _one([0.99], 0.5)
     assert not fp.dt_matched.any() and not fp.dt_ignore.any() and tp.dt_matched.all()
-    ev = accumulate({(1, 1, 0): fp, (2, 1, 0): tp}, [1, 2], [1], params)
-    assert ev["recall"][:, 0, 0, 0] == pytest.approx(0.5)
-    np.testing.assert_allclose(ev["precision"][:, :51, 0, 0, 0], 0.5, rtol=1e-12)
-    np.testing.assert_array_equal(ev["precision"][:, 51:, 0, 0, 0], 0.0)
-    swapped = accumulate({(1, 1, 0): tp, (2, 1, 0): fp}, [1, 2], [1], params)
-    np.testing.assert_allclose(swapped["precision"][:, :51, 0, 0, 0], 1.0, rtol=1e-12)
+    ev = accumulate(Matches({(1, 1, 0): fp, (2, 1, 0): tp}, (1, 2), (1,)), params)
+    assert ev.recall[:, 0, 0, 0] == pytest.approx(0.5)
+    np.testing.assert_allclose(ev.precision[:, :51, 0, 0, 0], 0.5, rtol=1e-12)
+    np.testing.assert_array_equal(ev.precision[:, 51:, 0, 0, 0], 0.0)
+    swapped = accumulate(Matches({(1, 1, 0): tp, (2, 1, 0): fp}, (1, 2), (1,)), params)
+    np.testing.assert_allclose(swapped.precision[:, :51, 0, 0, 0], 1.0, rtol=1e-12)
 
 
 def test_box_fallback_ignores_at_every_threshold_from_the_last_state():

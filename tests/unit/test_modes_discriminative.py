@@ -23,10 +23,10 @@ import pytest
 from _cases import full_masks
 
 import dpeval
+from dpeval.evaluation import prepare, similarity_matrix
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.formats.model import Detection, Predictions
 from dpeval.geodesic import GeodesicSolver
-from dpeval.evaluation import compute_similarities, similarity_matrix
 from dpeval.params import EvalParams
 from dpeval.template import load_template
 
@@ -47,7 +47,7 @@ def template(tmp_path_factory):
 def golden(template):
     gt = load_ground_truth(GOLDEN / "gt.json")
     preds = load_predictions(GOLDEN / "preds.json", images=gt.images)
-    sims = compute_similarities(gt, preds, template, GeodesicSolver(template), workers=1)
+    sims = prepare(preds, gt, template, GeodesicSolver(template), workers=1)
     official = json.loads((GOLDEN / "official.json").read_text())
     return gt, sims, official
 
@@ -150,7 +150,7 @@ HAND_AP = {
 @pytest.mark.parametrize("protocol", ["challenge2019", "detectron2"])
 def test_hand_case_similarities(template, protocol):
     gt, preds = hand_case()
-    sims = compute_similarities(gt, preds, template, GeodesicSolver(template), protocol=protocol)
+    sims = prepare(preds, gt, template, GeodesicSolver(template), protocol=protocol)
     (s,) = sims.images
     want_gps = 1.0 if protocol == "challenge2019" else 2 / 3
     assert s.gps_per_part[0, 0] == pytest.approx(want_gps, abs=1e-12)

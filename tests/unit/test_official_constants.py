@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from dpeval import params
-from dpeval.evaluation.match import match_image
 from dpeval.evaluation import regions
+from dpeval.evaluation.match import match_image
 from dpeval.params import EvalParams
 from dpeval.template import COARSE_PART
 

@@ -17,9 +17,9 @@ import pytest
 
 import dpeval
 from dpeval.errors import ParamsError
+from dpeval.evaluation.prepare import prepare
 from dpeval.formats import load_ground_truth, load_predictions
 from dpeval.geodesic import GeodesicSolver
-from dpeval.evaluation.prepare import compute_similarities
 from dpeval.params import KAPPA_PAPER, ORACLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def _reference_gps(mode, gt, preds, tpl, solver, image) -> np.ndarray:
 @pytest.mark.parametrize("mode", list(ORACLES))
 def test_oracle_gps_matches_pairwise_reference(case, mode):
     gt, preds, tpl, solver = case
-    sims = compute_similarities(gt, preds, tpl, solver, with_masks=False, workers=1, oracle=mode)
+    sims = prepare(preds, gt, tpl, solver, with_masks=False, workers=1, oracle=mode)
     checked = 0
     for image in sims.images[:4]:
         ref = _reference_gps(mode, gt, preds, tpl, solver, image)
@@ -97,8 +97,8 @@ def test_oracle_gps_matches_pairwise_reference(case, mode):
 def test_gt_iuv_gps_is_the_fraction_of_points_inside_the_box(case):
     """Analytic: with GT I, U, V every inside point is exact (GPS term 1), outside 0."""
     gt, preds, tpl, solver = case
-    sims = compute_similarities(
-        gt, preds, tpl, solver, with_masks=False, workers=1, oracle="gt-iuv"
+    sims = prepare(
+        preds, gt, tpl, solver, with_masks=False, workers=1, oracle="gt-iuv"
     )
     seen_partial = False
     for image in sims.images:
@@ -151,7 +151,7 @@ def test_report_oracle_table_equals_separate_oracle_runs(case):
     from dpeval.insight.oracle import oracle_table
 
     gt, preds, tpl, solver = case
-    sims = compute_similarities(gt, preds, tpl, solver, workers=1)
+    sims = prepare(preds, gt, tpl, solver, workers=1)
     table = oracle_table(gt, preds, tpl, solver, sims, workers=1)
     assert list(table.index) == ["model", *ORACLES]
     for mode in table.index:

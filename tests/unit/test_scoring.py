@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from _cases import EuclideanSolver, make_case, records
 
-from dpeval.formats.model import Detection, Predictions
-from dpeval.evaluation import DensePoseMetric, auc, compute_similarities, ratio_correct_points
+from dpeval.evaluation import DensePoseMetric, auc, prepare, ratio_correct_points
 from dpeval.evaluation.run import evaluate_similarities
+from dpeval.formats.model import Detection, Predictions
 from dpeval.params import KAPPA_PER_PART
 
 
@@ -17,12 +17,13 @@ def case():
     return make_case(seed=0)
 
 
-def run_all(gt, preds, template, solver, protocol="challenge2019", kappa="per-part"):
-    sims = compute_similarities(gt, preds, template, solver, protocol=protocol, workers=1)
+def run_all(
+    gt, preds, template, solver, protocol="challenge2019", kappa="per-part", decode="touching"
+):
+    sims = prepare(preds, gt, template, solver, protocol=protocol, workers=1, decode=decode)
     return sims, evaluate_similarities(
         sims,
         gt,
-        template,
         ["gps", "gpsm", "iou", "points"],
         kappa=kappa,
         protocol=protocol,
@@ -65,7 +66,7 @@ def test_gps_hand_computed(open_template):
     gt, preds = records(gt_dict, [(img, bbox, score, iuv)])
     # point 2: shift the detection box so that this point falls outside it
     solver = EuclideanSolver(open_template)
-    sims = compute_similarities(gt, preds, open_template, solver, workers=1)
+    sims = prepare(preds, gt, open_template, solver, workers=1)
     t = open_template
     parts = np.array(ann["dp_I"], dtype=int)
     gv = t.closest_vertices(parts, ann["dp_U"], ann["dp_V"])
@@ -87,7 +88,7 @@ def test_points_outside_the_box_are_misses(open_template):
     # move the detection box by its width: every GT point of person 1 is outside it
     moved = [bbox[0] + bbox[2] + 2, bbox[1], bbox[2], bbox[3]]
     gt, preds = records(gt_dict, [(img, moved, score, iuv)])
-    sims = compute_similarities(gt, preds, open_template, EuclideanSolver(open_template), workers=1)
+    sims = prepare(preds, gt, open_template, EuclideanSolver(open_template), workers=1)
     assert sims.images[0].gps_per_part[0, 0] == 0.0
 
 
@@ -104,7 +105,7 @@ def test_truncation_counts_points_just_left_of_the_box(open_template):
     new_iuv = np.zeros_like(iuv)
     new_iuv[:, :, 0] = iuv[:, :, col0]  # column 0 of the new box holds the old column
     gt, preds = records(gt_dict, [(img, shifted, score, new_iuv)])
-    sims = compute_similarities(gt, preds, open_template, EuclideanSolver(open_template), workers=1)
+    sims = prepare(preds, gt, open_template, EuclideanSolver(open_template), workers=1)
     assert sims.point_dist[0] == 0.0
 
 
@@ -174,8 +175,8 @@ def test_worker_processes_equal_serial(open_template):
     gt_dict, dets = make_case(seed=9, n_images=20, points=30)
     gt, preds = records(gt_dict, dets)
     solver = EuclideanSolver(open_template)
-    a = compute_similarities(gt, preds, open_template, solver, workers=1)
-    b = compute_similarities(gt, preds, open_template, solver, workers=2)
+    a = prepare(preds, gt, open_template, solver, workers=1)
+    b = prepare(preds, gt, open_template, solver, workers=2)
     assert len(a.images) == len(b.images) == 20
     for x, y in zip(a.images, b.images, strict=True):
         np.testing.assert_array_equal(x.gps_per_part, y.gps_per_part)
@@ -183,11 +184,9 @@ def test_worker_processes_equal_serial(open_template):
     np.testing.assert_array_equal(a.point_dist, b.point_dist)
 
 
-def test_skipping_untouched_detections_changes_nothing(open_template, monkeypatch):
+def test_skipping_untouched_detections_changes_nothing(open_template):
     """Detections that touch no GT box or mask are not decoded; the numbers must be
     those of decoding everything."""
-    import dpeval.evaluation.prepare as sim_mod
-
     gt_dict, dets = make_case(seed=10, n_images=5, points=30)
     rng = np.random.default_rng(1)
     extra = []
@@ -202,6 +201,5 @@ def test_skipping_untouched_detections_changes_nothing(open_template, monkeypatc
     gt, preds = records(gt_dict, dets + extra)
     solver = EuclideanSolver(open_template)
     fast = run_all(gt, preds, open_template, solver)[1]
-    monkeypatch.setattr(sim_mod, "_SKIP_UNTOUCHED", False)
-    full = run_all(gt, preds, open_template, solver)[1]
+    full = run_all(gt, preds, open_template, solver, decode="all")[1]
     assert fast["metrics"] == full["metrics"]

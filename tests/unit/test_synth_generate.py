@@ -13,9 +13,9 @@ from PIL import Image
 
 from dpeval.api import score
 from dpeval.errors import ParamsError
+from dpeval.evaluation.masks import decode_rle
 from dpeval.formats import load_ground_truth
 from dpeval.formats.model import Detection, Predictions
-from dpeval.evaluation.masks import decode_rle
 from dpeval.synth import generate
 from dpeval.synth.cli import add_synth_parser, parse_size
 from dpeval.synth.generate import SynthConfig, generate_dataset, json_path
