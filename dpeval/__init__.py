@@ -1,6 +1,7 @@
 """dpeval: evaluation and benchmarking for dense human pose estimation (DensePose).
 
-Stages: template -> geodesic -> formats -> match -> metrics -> report.
+Stages: template -> geodesic -> formats -> evaluation (prepare, match, accumulate, summarize)
+-> summary -> insight / leaderboard -> cli.
 """
 
 from __future__ import annotations

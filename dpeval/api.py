@@ -14,7 +14,7 @@ from typing import Any
 from .errors import FormatError, ParamsError, with_hint
 from .formats.model import GroundTruth, Predictions
 from .params import ORACLES, EvalParams
-from .report import Summary
+from .summary import Summary
 from .template import BodyTemplate, load_template
 
 __all__ = ["METRICS", "make_summary", "score"]

@@ -1,7 +1,7 @@
 """CSE stage: the scoring run behind ``dpeval.score`` / ``dpeval score`` for CSE inputs.
 
 In: CSE predictions (any layout of :mod:`dpeval.formats.cse`), CSE ground truth and the
-mesh options. Out: :class:`~dpeval.report.Summary` with ``gps_paper``, ``gps_perpart``
+mesh options. Out: :class:`~dpeval.summary.Summary` with ``gps_paper``, ``gps_perpart``
 (detectron2's CSE GPS), ``gpsm``, ``iou``, ``points`` and a ``cse`` block (rule version,
 meshes, per-category AP).
 """
@@ -17,7 +17,7 @@ from ..errors import ParamsError
 from ..evaluation.run import evaluate_similarities
 from ..formats.model import GroundTruth
 from ..params import EvalParams
-from ..report import Summary
+from ..summary import Summary
 from .meshes import MeshBank, parse_named
 from .score import CSE_RULES, compute_cse_similarities
 

@@ -3,7 +3,7 @@
 In: :class:`~dpeval.formats.model.GroundTruth` with ``dp_vertex``/``ref_model``,
 :class:`~dpeval.formats.cse.CsePredictions` and a :class:`~dpeval.cse.meshes.MeshBank`.
 Out: the same :class:`~dpeval.evaluation.prepare.Similarities` the IUV path builds, so
-matching, accumulation and summaries are shared; then a :class:`~dpeval.report.Summary`.
+matching, accumulation and summaries are shared; then a :class:`~dpeval.summary.Summary`.
 
 Rule set ``cse-d2-v1`` (detectron2 ``densepose_coco_evaluation.py``, CSE path):
 

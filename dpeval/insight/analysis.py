@@ -1,7 +1,7 @@
 """Insight stage entry points: score once, then derive every table of the report.
 
 In: predictions and ground truth (paths or loaded objects). Out: :class:`Insight`, the
-official :class:`~dpeval.report.Summary` plus DataFrames (intervals, per part, RCP,
+official :class:`~dpeval.summary.Summary` plus DataFrames (intervals, per part, RCP,
 taxonomy, confusion, worst instances), and :func:`compare` for two models.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..evaluation.prepare import Similarities
 from ..formats.model import GroundTruth, Predictions
-from ..report import Summary
+from ..summary import Summary
 from ..template import BodyTemplate, load_template
 from .bootstrap import DEFAULT_RESAMPLES, MetricTables, bootstrap_metrics, build_tables
 from .bootstrap import compare_metrics as _compare_tables

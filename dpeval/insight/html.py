@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..report import METRIC_KEYS
+from ..summary import METRIC_KEYS
 
 __all__ = ["SECTION_IDS", "gallery_items", "write_report"]
 

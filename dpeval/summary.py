@@ -1,4 +1,4 @@
-"""Stage 6: the results of one scoring run, and their JSON / Markdown / text forms.
+"""Summary stage: the results of one scoring run, and their JSON / Markdown / text forms.
 
 In: the numbers from :mod:`dpeval.evaluation`. Out: :class:`Summary`, whose
 :meth:`~Summary.to_json` is stable and byte-deterministic for the same inputs:
@@ -22,6 +22,8 @@ import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .params import AP_AR_NAMES
 
 __all__ = ["METRIC_KEYS", "Summary"]
 
@@ -137,7 +139,7 @@ class Summary:
             for k in ap_keys:
                 out += ["", f"[{k}] {_TITLES[k]}", *self.official_summary.get(k, [])]
         elif ap_keys:
-            names = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+            names = AP_AR_NAMES
             out.append("")
             out.append(f"{'(x100)':<12}" + "".join(f"{n:>7}" for n in names))
             for k in ap_keys:
@@ -156,7 +158,7 @@ class Summary:
 
     def to_markdown(self) -> str:
         """A Markdown table of the AP/AR metrics and the pointwise numbers."""
-        names = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+        names = AP_AR_NAMES
         rows = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for k in METRIC_KEYS:
             if k in self.metrics and k != "points":
