@@ -17,13 +17,15 @@ Rules:
   ``world_size x batch_size``; scale the learning rate yourself if you want);
 - gradients are averaged by DDP; only rank 0 writes the checkpoint, the config and the
   loss log (its own, local losses);
-- a wall-clock ``time_budget`` is refused with several processes (the ranks would stop
-  at different iterations and hang): use a fixed iteration count.
+- a wall-clock ``time_budget`` (the ``cpu`` and ``gpu`` configs) is ignored with
+  several processes, with a warning: the ranks' clocks differ, so they would stop at
+  different iterations and hang; the config's ``iters`` are trained instead;
+- BatchNorm layers keep per-process statistics (no ``SyncBatchNorm``).
 
 Example::
 
     torchrun --nproc_per_node 2 -m baselines.fcn train --config tiny --data synth \\
-        --device cpu --iters 200 --ckpt runs/fcn-ddp
+        --device cpu --iters 200 --out runs/fcn-ddp
 """
 
 from __future__ import annotations

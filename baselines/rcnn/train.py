@@ -14,13 +14,20 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from baselines.common.data import SynthDataset, collate
+from baselines.common.distributed import (
+    cleanup,
+    endless_epochs,
+    make_sampler,
+    setup_distributed,
+    wrap_model,
+)
 from baselines.common.flip import flip_item, uv_mirror_lut
 from baselines.common.train import (
     LossLog,
@@ -176,6 +183,12 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    dist_ctx, device = setup_distributed(device)  # torchrun: DDP (a no-op otherwise)
+    if dist_ctx.world_size > 1 and cfg.time_budget:
+        # the ranks' clocks differ, so they would stop at different iterations and hang
+        log.warning("torchrun: ignoring the %.0f s time budget; training %d iterations",
+                    cfg.time_budget, cfg.iters)  # fmt: skip
+        cfg = replace(cfg, time_budget=None)
     dev = choose_device(device)
     if (dev.type == "cpu" and cfg.threads > 0) or dev.type == "cuda":
         setup_torch(dev, max(cfg.threads, 1))
@@ -194,10 +207,12 @@ def train(
         )
     if cfg.flip:
         uv_mirror_lut()  # tabulate (or read) the mirror map before the clock starts
+    sampler = make_sampler(dataset, dist_ctx, seed)  # this rank's share (None: all)
     loader = torch.utils.data.DataLoader(
         Flipped(dataset) if cfg.flip else dataset,
         batch_size=min(cfg.batch_size, len(dataset)),
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         drop_last=True,
         collate_fn=collate,
         num_workers=cfg.workers,
@@ -221,21 +236,23 @@ def train(
     (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     def checkpoint(it: int) -> None:
+        if not dist_ctx.is_main:
+            return  # rank 0 writes the checkpoint
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                  "config": cfg.to_dict(), "iter": it, "elapsed": clock["elapsed"]}  # fmt: skip
         save_checkpoint(ckpt, state)
 
     t0 = time.perf_counter()
     history = train_loop(
-        model,
-        endless(loader),
+        wrap_model(model, dist_ctx),
+        endless(loader) if sampler is None else endless_epochs(loader, sampler),
         _loss_fn(dev, cfg.channels_last),
         opt,
         schedule(cfg),
         device=dev,
         clip_grad=cfg.grad_clip or None,
         amp=cfg.amp,
-        loss_log=LossLog(out / LOG_FILE, append=start > 0),
+        loss_log=LossLog(out / LOG_FILE if dist_ctx.is_main else None, append=start > 0),
         log_every=cfg.log_every,
         checkpoint=checkpoint,
         checkpoint_every=cfg.ckpt_every,
@@ -245,6 +262,7 @@ def train(
         progress_bar=progress,
     )
     seconds = time.perf_counter() - t0
+    cleanup(dist_ctx)
     return TrainResult(
         iters=len(history),
         losses=[h["loss"] for h in history],
