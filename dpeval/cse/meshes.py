@@ -146,7 +146,9 @@ def load_mesh(name: str, path: PathLike, geodists: PathLike | None = None) -> Cs
         import trimesh
 
         try:
-            m = trimesh.load(p, force="mesh", process=False)
+            # vertex ids must stay the file's (dp_vertex refers to them): no merging,
+            # no splitting at UV seams, file order kept
+            m = trimesh.load(p, force="mesh", process=False, maintain_order=True, skip_materials=True)
         except Exception as e:  # trimesh raises many types
             raise FormatError(f"{p}: trimesh cannot read this mesh ({e})") from None
         v, f = np.asarray(m.vertices), np.asarray(m.faces)

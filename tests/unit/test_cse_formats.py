@@ -258,3 +258,14 @@ def test_bad_iuv_predictions_on_cse_only_ground_truth(case: dict, capsys) -> Non
     (d / "iuv.pkl").write_bytes(pickle.dumps(iuv))
     msg = _run(capsys, ["score", str(d / "iuv.pkl"), case["gt"], "-q"])
     assert "annotation 0" in msg and "dp_vertex" in msg
+
+
+def test_obj_mesh_keeps_file_vertex_ids(tmp_path: Path) -> None:
+    # texture coordinates that differ per face must not split or reorder vertices
+    obj = SQUARE_OBJ.replace("f 1 2 3\nf 2 4 3\n", "vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nvt 0.5 0.5\n"
+                             "f 1/1 2/2 3/3\nf 2/5 4/4 3/3\n")
+    (tmp_path / "uv.obj").write_text(obj)
+    m = load_mesh("uv", tmp_path / "uv.obj")
+    assert m.n_vertices == 4
+    np.testing.assert_array_equal(m.faces, [[0, 1, 2], [1, 3, 2]])
+    np.testing.assert_array_equal(m.vertices[3], [1, 1, 0])
