@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.points import RCP_GRID, auc, ratio_correct_points
+from ..evaluation.points import auc, ratio_correct_points
 from ..formats.model import GroundTruth
-from ..params import KAPPA_PER_PART
+from ..params import AUC10_RADIUS, AUC30_RADIUS, KAPPA_PER_PART, RCP_GRID
 from ..template import COARSE_PART, N_PARTS, PART_NAMES
 
 __all__ = [
@@ -85,8 +85,8 @@ def part_errors(dist: np.ndarray, part: np.ndarray) -> Any:
             "median_error_cm": float(np.median(fin) * 100) if len(fin) else np.nan,
             "miss_rate": float(1 - len(fin) / n) if n else np.nan,
             "gps": float(g_all[sel].mean()) if n else np.nan,
-            "auc10": auc(d, 0.10),
-            "auc30": auc(d, 0.30),
+            "auc10": auc(d, AUC10_RADIUS),
+            "auc30": auc(d, AUC30_RADIUS),
         }
 
     rows = {}
@@ -146,8 +146,8 @@ def rcp_curves(dist: np.ndarray, part: np.ndarray, point_area: np.ndarray) -> An
                 "group": group,
                 "label": label,
                 "n_points": len(x),
-                "auc10": auc(x, 0.10),
-                "auc30": auc(x, 0.30),
+                "auc10": auc(x, AUC10_RADIUS),
+                "auc30": auc(x, AUC30_RADIUS),
                 "t_cm": (RCP_GRID * 100).tolist(),
                 "rcp": ratio_correct_points(x).tolist(),
             }
