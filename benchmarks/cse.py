@@ -112,9 +112,19 @@ def build_case(images: int, people: int, points: int, dets: int, seed: int = 0):
         for j in range(n):
             if people_here and j < 3 * len(people_here):
                 x, y, w, h = people_here[j % len(people_here)]["bbox"]
-                box = [x + rng.normal(0, 8), y + rng.normal(0, 8), w * rng.uniform(0.8, 1.2), h * rng.uniform(0.8, 1.2)]
+                box = [
+                    x + rng.normal(0, 8),
+                    y + rng.normal(0, 8),
+                    w * rng.uniform(0.8, 1.2),
+                    h * rng.uniform(0.8, 1.2),
+                ]
             else:
-                box = [rng.uniform(0, 500), rng.uniform(0, 350), rng.uniform(20, 140), rng.uniform(20, 130)]
+                box = [
+                    rng.uniform(0, 500),
+                    rng.uniform(0, 350),
+                    rng.uniform(20, 140),
+                    rng.uniform(20, 130),
+                ]
             c, e = pool[int(rng.integers(0, len(pool)))]
             det_list.append(
                 CseDetection(
@@ -143,7 +153,9 @@ def smpl_sized_embeddings(vertices: int):
     t = load_template("open")
     e = np.asarray(open_embeddings(16))
     f = t.faces
-    edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0)
+    edges = np.unique(
+        np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0
+    )
     rng = np.random.default_rng(0)
     mid = edges[rng.choice(len(edges), max(vertices - len(e), 0), replace=False)]
     return normalize_embeddings(np.concatenate([e, (e[mid[:, 0]] + e[mid[:, 1]]) / 2]))
@@ -157,7 +169,9 @@ def nearest_comparison(n_queries: int, vertices: int, twin: int, sample: int) ->
     rng = np.random.default_rng(1)
     verts = smpl_sized_embeddings(vertices)
     m = min(sample, n_queries)
-    q = (verts[rng.integers(0, vertices, m)] * 1.3 + rng.normal(scale=NOISE, size=(m, 16))).astype(np.float32)
+    q = (verts[rng.integers(0, vertices, m)] * 1.3 + rng.normal(scale=NOISE, size=(m, 16))).astype(
+        np.float32
+    )
     for meth in ("blas", "numba", "kdtree"):
         nearest_vertices(q[:64], verts, method=meth)  # compile / warm up
     out = {}
@@ -197,28 +211,45 @@ def main() -> None:
     for label in ("first (table built if absent)", "warm", "warm again")[: a.runs]:
         r = subprocess.run(
             [sys.executable, "-c", CHILD, str(HERE), json.dumps(case)],
-            capture_output=True, text=True, env=env, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         if r.returncode:
             sys.exit(r.stderr)
         res = json.loads(r.stdout.strip().splitlines()[-1])
         runs.append(res)
-        print(f"score_cse {label:<32} {res['seconds']:7.1f} s (nearest vertex {res['nearest_s']:.1f} s)"
-              f"   peak RSS {res['peak_rss_mb']:6.0f} MB   ({res['queries']} queries, "
-              f"{res['gt_points']} GT points)")
+        print(
+            f"score_cse {label:<32} {res['seconds']:7.1f} s "
+            f"(nearest vertex {res['nearest_s']:.1f} s)"
+            f"   peak RSS {res['peak_rss_mb']:6.0f} MB   ({res['queries']} queries, "
+            f"{res['gt_points']} GT points)"
+        )
     print(f"APs: {runs[-1]['AP']}")
     n = runs[-1]["queries"]
     c = nearest_comparison(n, a.vertices, a.twin, a.sample)
-    print(f"\nnearest vertex, {n} queries x {a.vertices} vertices x 16 dims (this process; "
-          f"{c['sample']} timed, scaled to {n}):")
+    print(
+        f"\nnearest vertex, {n} queries x {a.vertices} vertices x 16 dims (this process; "
+        f"{c['sample']} timed, scaled to {n}):"
+    )
     print(f"  BLAS screen + exact refine  {c['blas_s']:7.1f} s")
     print(f"  k-d tree + exact window     {c['kdtree_s']:7.1f} s")
     print(f"  auto (default)              {c['auto_s']:7.1f} s")
     print(f"  Numba brute force           {c['numba_s']:7.1f} s")
-    print(f"  NumPy twin ({a.twin} timed)    {c['twin_s_extrapolated']:7.1f} s   ({1e3 * c['twin_s_per_query']:.2f} ms/query)")
-    print(f"  agree with blas: numba {c['agree_blas_numba']}, kdtree/auto {c['agree_kdtree']}, twin {c['agree_twin']}")
+    print(
+        f"  NumPy twin ({a.twin} timed)    {c['twin_s_extrapolated']:7.1f} s   "
+        f"({1e3 * c['twin_s_per_query']:.2f} ms/query)"
+    )
+    print(
+        f"  agree with blas: numba {c['agree_blas_numba']}, kdtree/auto {c['agree_kdtree']}, "
+        f"twin {c['agree_twin']}"
+    )
     est = runs[-1]["seconds"] - runs[-1]["nearest_s"] + c["auto_s"]
-    print(f"\nwarm total with a {a.vertices}-vertex mesh (run - its search + this search): {est:.1f} s")
+    print(
+        f"\nwarm total with a {a.vertices}-vertex mesh (run - its search + this search): "
+        f"{est:.1f} s"
+    )
 
 
 if __name__ == "__main__":

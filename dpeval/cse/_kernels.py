@@ -76,4 +76,3 @@ def nearest_direct(pix, verts, out):
                 best = s
                 arg = j
         out[i] = arg
-

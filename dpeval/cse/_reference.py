@@ -26,6 +26,7 @@ def resize_bilinear(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     c, h, w = src.shape
     out = np.zeros((c, out_h, out_w), dtype=np.float32)
     sh, sw = np.float32(h) / np.float32(out_h), np.float32(w) / np.float32(out_w)
+
     def coord(scale: np.float32, i: int) -> np.float32:  # fused multiply-add, one rounding
         return max(np.float32(float(scale) * (i + 0.5) - 0.5), np.float32(0))
 

@@ -148,7 +148,9 @@ def load_mesh(name: str, path: PathLike, geodists: PathLike | None = None) -> Cs
         try:
             # vertex ids must stay the file's (dp_vertex refers to them): no merging,
             # no splitting at UV seams, file order kept
-            m = trimesh.load(p, force="mesh", process=False, maintain_order=True, skip_materials=True)
+            m = trimesh.load(
+                p, force="mesh", process=False, maintain_order=True, skip_materials=True
+            )
         except Exception as e:  # trimesh raises many types
             raise FormatError(f"{p}: trimesh cannot read this mesh ({e})") from None
         v, f = np.asarray(m.vertices), np.asarray(m.faces)
@@ -394,7 +396,9 @@ class MeshBank:
         """``(V, D)`` normalised vertex embeddings of mesh ``name`` (row count checked)."""
         if name not in self._emb:
             src = self._emb_paths.get(name)
-            if isinstance(src, np.ndarray) or (src is not None and not isinstance(src, (str, Path))):
+            if isinstance(src, np.ndarray) or (
+                src is not None and not isinstance(src, (str, Path))
+            ):
                 e = normalize_embeddings(np.asarray(src, dtype=np.float64))
                 origin = "given array"
             elif src is not None:

@@ -121,7 +121,8 @@ def cse_points(gt: GroundTruth, bank: MeshBank) -> CsePoints:
             j = int(np.argmax(a.dp_vertex))
             raise FormatError(
                 f"{where}: dp_vertex[{j}] = {int(a.dp_vertex[j])} but mesh {a.ref_model!r} "
-                f"({mesh.source}) has {mesh.n_vertices} vertices; ids must be 0..{mesh.n_vertices - 1}"
+                f"({mesh.source}) has {mesh.n_vertices} vertices; ids must be "
+                f"0..{mesh.n_vertices - 1}"
             )
         if a.ref_model not in names:
             names.append(a.ref_model)  # type: ignore[arg-type]
@@ -284,7 +285,11 @@ def compute_cse_similarities(
         if queries[m]:
             q = np.concatenate(queries[m])
             pred_v[np.concatenate(slots[m])] = nearest_vertices(q, emb[name], method=method)
-    gt_sel = np.concatenate([np.tile(s[3], len(s[2])) for s in per_key]) if per_key else np.zeros(0, np.int64)
+    gt_sel = (
+        np.concatenate([np.tile(s[3], len(s[2])) for s in per_key])
+        if per_key
+        else np.zeros(0, np.int64)
+    )
     gt_sel = gt_sel.astype(np.int64)
     gt_v = pts.vertex[gt_sel]
     dist = np.full(pred_offset, np.inf)

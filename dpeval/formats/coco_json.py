@@ -365,7 +365,7 @@ def _cse_points(rec: dict[str, Any], where: str, chart: dict[str, Any] | None) -
         raise fail(
             where,
             "has 'dp_vertex' but no 'ref_model'",
-            "CSE annotations name their mesh, e.g. \"ref_model\": \"smpl_27554\"",
+            'CSE annotations name their mesh, e.g. "ref_model": "smpl_27554"',
         )
     ref = rec["ref_model"]
     if not isinstance(ref, str) or not ref:

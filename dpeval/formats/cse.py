@@ -266,7 +266,7 @@ def is_cse_source(source: Any) -> bool:
 
 def _flatten(records: Sequence[Any], name: str) -> list[Any]:
     out = []
-    for i, rec in enumerate(records):
+    for _i, rec in enumerate(records):
         if isinstance(rec, dict) and isinstance(rec.get("instances"), (list, tuple)):
             for inst in rec["instances"]:
                 if isinstance(inst, dict) and "image_id" not in inst and "image_id" in rec:
@@ -293,7 +293,9 @@ def _as_maps(coarse: Any, emb: Any, where: str) -> tuple[np.ndarray, np.ndarray]
         try:
             arr = np.asarray(a, dtype=np.float32)
         except (TypeError, ValueError):
-            raise fail(where, f"{key!r} is a {type(a).__name__}", "expected a float array") from None
+            raise fail(
+                where, f"{key!r} is a {type(a).__name__}", "expected a float array"
+            ) from None
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]  # detectron2 keeps a leading batch axis of 1 in some versions
         if arr.ndim != 3 or min(arr.shape) < 1:
@@ -316,7 +318,9 @@ def _head(rec: Any, name: str, i: int) -> tuple[str, dict[str, Any]]:
         where = f"{where} (image_id={rec['image_id']})"
     missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in rec]
     if missing:
-        raise fail(where, f"has no {missing}", "each detection needs image_id, category_id, bbox, score")
+        raise fail(
+            where, f"has no {missing}", "each detection needs image_id, category_id, bbox, score"
+        )
     bbox = as_bbox(_to_numpy(rec["bbox"]), where)
     bbox.flags.writeable = False
     return where, {
@@ -543,8 +547,17 @@ def _load_native(path: Path) -> CsePredictions:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with zipfile.ZipFile(path) as zf:
         small = {}
-        for key in ("format", "version", "image_id", "category_id", "bbox", "score", "shape",
-                    "coarse_offset", "embed_offset"):
+        for key in (
+            "format",
+            "version",
+            "image_id",
+            "category_id",
+            "bbox",
+            "score",
+            "shape",
+            "coarse_offset",
+            "embed_offset",
+        ):
             if f"{key}.npy" not in zf.namelist():
                 raise fail(name, f"has no {key!r} member", "not a dpeval-cse-npz file")
             with zf.open(f"{key}.npy") as fh:
@@ -552,7 +565,9 @@ def _load_native(path: Path) -> CsePredictions:
         coarse = _member_memmap(path, zf, "coarse.npy")
         emb = _member_memmap(path, zf, "embedding.npy")
     if str(small["format"]) != NATIVE_CSE_FORMAT or int(small["version"]) != 1:
-        raise fail(name, f"format {small['format']} v{small['version']}", "expected dpeval-cse-npz v1")
+        raise fail(
+            name, f"format {small['format']} v{small['version']}", "expected dpeval-cse-npz v1"
+        )
     shape, c_off, e_off = small["shape"], small["coarse_offset"], small["embed_offset"]
     n = len(small["image_id"])
     if shape.shape != (n, 4) or len(c_off) != n + 1 or len(e_off) != n + 1:
@@ -563,7 +578,9 @@ def _load_native(path: Path) -> CsePredictions:
     for i in range(n):
         k, d, h, w = (int(x) for x in shape[i])
         if k * h * w != c_off[i + 1] - c_off[i] or d * h * w != e_off[i + 1] - e_off[i]:
-            raise fail(f"{name}: detection {i}", f"shape {shape[i].tolist()} disagrees with offsets")
+            raise fail(
+                f"{name}: detection {i}", f"shape {shape[i].tolist()} disagrees with offsets"
+            )
         where, head = _head(
             {
                 "image_id": int(small["image_id"][i]),

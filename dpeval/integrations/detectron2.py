@@ -76,8 +76,10 @@ class DensePoseEvaluator:
 
     Example
     -------
-    >>> ev = DensePoseEvaluator("gt.json", vertex_embeddings={"smpl_27554": "e.npy"})  # doctest: +SKIP
-    >>> ev.reset(); ev.process(inputs, outputs); ev.evaluate()["densepose_gps"]["AP"]  # doctest: +SKIP
+    >>> emb = {"smpl_27554": "e.npy"}
+    >>> ev = DensePoseEvaluator("gt.json", vertex_embeddings=emb)  # doctest: +SKIP
+    >>> ev.process(inputs, outputs)  # doctest: +SKIP
+    >>> ev.evaluate()["densepose_gps"]["AP"]  # doctest: +SKIP
     """
 
     def __init__(
@@ -91,7 +93,11 @@ class DensePoseEvaluator:
         from ..formats import load_ground_truth
         from ..formats.model import GroundTruth
 
-        self.gt = ground_truth if isinstance(ground_truth, GroundTruth) else load_ground_truth(ground_truth)
+        self.gt = (
+            ground_truth
+            if isinstance(ground_truth, GroundTruth)
+            else load_ground_truth(ground_truth)
+        )
         self.min_iou = min_iou
         cats = sorted(self.gt.categories)
         self.category_map = dict(category_map) if category_map else dict(enumerate(cats))
@@ -102,11 +108,15 @@ class DensePoseEvaluator:
         """Forget everything processed so far."""
         self._records = []
 
-    def process(self, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> None:
+    def process(
+        self, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]
+    ) -> None:
         """Collect one batch: ``inputs[i]["image_id"]``, ``outputs[i]["instances"]``."""
         for inp, out in zip(inputs, outputs, strict=True):
             inst = out["instances"]
-            boxes = _np(inst.pred_boxes.tensor if hasattr(inst.pred_boxes, "tensor") else inst.pred_boxes)
+            boxes = _np(
+                inst.pred_boxes.tensor if hasattr(inst.pred_boxes, "tensor") else inst.pred_boxes
+            )
             boxes = boxes.reshape(-1, 4).astype(np.float64)
             xywh = np.c_[boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]
             scores = _np(inst.scores).reshape(-1)
@@ -128,8 +138,11 @@ class DensePoseEvaluator:
                     rec["embedding"] = emb[k].astype(np.float32)
                 else:
                     rec["densepose"] = chart_to_iuv(
-                        arrays["coarse_segm"][k], arrays["fine_segm"][k], arrays["u"][k],
-                        arrays["v"][k], rec["bbox"],
+                        arrays["coarse_segm"][k],
+                        arrays["fine_segm"][k],
+                        arrays["u"][k],
+                        arrays["v"][k],
+                        rec["bbox"],
                     )
                 self._records.append(rec)
 
@@ -152,7 +165,11 @@ class DensePoseEvaluator:
                  "AR", "AR50", "AR75", "ARm", "ARl"]  # fmt: skip
         per_cat = s.metrics.get("cse", {}).get("per_category_AP", {})
         out: OrderedDict = OrderedDict()
-        for key, src in (("densepose_gps", "gps_perpart"), ("densepose_gpsm", "gpsm"), ("densepose_segm", "iou")):
+        for key, src in (
+            ("densepose_gps", "gps_perpart"),
+            ("densepose_gpsm", "gpsm"),
+            ("densepose_segm", "iou"),
+        ):
             m = s.metrics[src]
             res = {n: 100.0 * m[n] for n in names if n in m}
             for cat, ap in per_cat.get(src, {}).items():

@@ -114,7 +114,10 @@ def test_box_shift_and_resize(square: str) -> None:
     pv[lab == 0] = -1
     d = {(0, 0): 0.0, (3, 1): 1.0, (2, 0): 1.0}  # a zero embedding ties: vertex 0
     gv = np.array([0, 3, 1, 2])[inside]
-    terms = [np.exp(-d[(a, b)] ** 2 / (2 * KAPPA**2)) if b >= 0 else 0.0 for a, b in zip(gv, pv)]
+    terms = [
+        np.exp(-(d[(a, b)] ** 2) / (2 * KAPPA**2)) if b >= 0 else 0.0
+        for a, b in zip(gv, pv, strict=True)
+    ]
     assert (bh, bw) == (20, 20)
     assert im.gps_paper[0, 0] == pytest.approx(sum(terms) / 4, rel=1e-12)
 
@@ -140,7 +143,10 @@ def test_per_part_kappa_exactly_when_detectron2_applies_it(square, ref_model, dp
     assert im.gps_paper[0, 0] == pytest.approx((1.0 + np.exp(-1.0 / (2 * KAPPA**2))) / 4)
 
 
-@pytest.mark.parametrize(("h", "w", "out_h", "out_w"), [(7, 5, 13, 4), (112, 112, 237, 95), (9, 9, 9, 9), (16, 16, 3, 40), (5, 8, 1, 1)])
+@pytest.mark.parametrize(
+    ("h", "w", "out_h", "out_w"),
+    [(7, 5, 13, 4), (112, 112, 237, 95), (9, 9, 9, 9), (16, 16, 3, 40), (5, 8, 1, 1)],
+)
 def test_resize_matches_torch_interpolate(h, w, out_h, out_w) -> None:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
@@ -153,7 +159,9 @@ def test_resize_matches_torch_interpolate(h, w, out_h, out_w) -> None:
     np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-6)
     rows = rng.integers(0, out_h, 200)
     cols = rng.integers(0, out_w, 200)
-    np.testing.assert_allclose(sample_bilinear(src, out_h, out_w, rows, cols), ref[:, rows, cols].T, atol=2e-6)
+    np.testing.assert_allclose(
+        sample_bilinear(src, out_h, out_w, rows, cols), ref[:, rows, cols].T, atol=2e-6
+    )
     if (h, w) == (7, 5):  # the pixel-by-pixel twin agrees bit for bit
         np.testing.assert_array_equal(ours, naive.resize_bilinear(src, out_h, out_w))
 

@@ -30,7 +30,9 @@ SCHEMA = (2, 2, 8)  # K, D, S
 
 
 def _maps(rng: np.random.Generator, k: int = 2, d: int = 2, s: int = 8):
-    return rng.normal(size=(k, s, s)).astype(np.float32), rng.normal(size=(d, s, s)).astype(np.float32)
+    return rng.normal(size=(k, s, s)).astype(np.float32), rng.normal(size=(d, s, s)).astype(
+        np.float32
+    )
 
 
 @pytest.fixture()
@@ -102,14 +104,16 @@ def test_storage_round_trip_and_same_scores(case: dict) -> None:
         head = {k: r[k] for k in ("image_id", "category_id", "bbox", "score")}
         refs.append({**head, "rank": i // 2, "record_id": i % 2})
     (d / "results.pkl").write_bytes(pickle.dumps(refs))
-    st = TensorStorage(d / "DensePoseEvaluatorStorage.1.bin", {"coarse_segm": (2, 8, 8), "embedding": (2, 8, 8)})
+    st = TensorStorage(
+        d / "DensePoseEvaluatorStorage.1.bin", {"coarse_segm": (2, 8, 8), "embedding": (2, 8, 8)}
+    )
     assert st.n_records == 2
     np.testing.assert_array_equal(st.get(1)["embedding"], recs[3]["embedding"])
     np.testing.assert_array_equal(st.get(0)["coarse_segm"], recs[2]["coarse_segm"])
     assert is_cse_source(d / "results.pkl") and is_cse_source(d / "preds.pkl")
     p = load_cse_predictions(d / "results.pkl", storage_shape=SCHEMA)  # storages found beside it
     assert p.format == "d2-cse-storage"
-    for det, r in zip(p.detections, recs):
+    for det, r in zip(p.detections, recs, strict=True):
         c, e = det.load()
         np.testing.assert_array_equal(c, r["coarse_segm"])
         np.testing.assert_array_equal(e, r["embedding"])
@@ -126,10 +130,10 @@ def test_native_npz_and_d2_pickle_round_trip(case: dict) -> None:
     q = load_cse_predictions(d / "p.npz")
     r = load_cse_predictions(d / "p2.pkl")
     assert q.format == "dpeval-cse-npz" and is_cse_source(d / "p.npz")
-    for x, y, z in zip(p.detections, q.detections, r.detections):
+    for x, y, z in zip(p.detections, q.detections, r.detections, strict=True):
         assert x.shape == y.shape == z.shape
         np.testing.assert_array_equal(x.bbox, y.bbox)
-        for u, v, w in zip(x.load(), y.load(), z.load()):
+        for u, v, w in zip(x.load(), y.load(), z.load(), strict=True):
             np.testing.assert_array_equal(u, v)
             np.testing.assert_array_equal(u, w)
 
@@ -138,7 +142,11 @@ def test_torch_pth_dump(case: dict) -> None:
     torch = pytest.importorskip("torch")
     d, recs = case["dir"], case["recs"]
     trecs = [
-        {**r, "coarse_segm": torch.from_numpy(r["coarse_segm"]), "embedding": torch.from_numpy(r["embedding"])}
+        {
+            **r,
+            "coarse_segm": torch.from_numpy(r["coarse_segm"]),
+            "embedding": torch.from_numpy(r["embedding"]),
+        }
         for r in recs
     ]
     torch.save(trecs, d / "coco_densepose_predictions.pth")
@@ -157,14 +165,16 @@ def test_checkpoint_vertex_direct_and_vertex_feature(tmp_path: Path) -> None:
         "roi_heads.box_predictor.bias": np.zeros(3),
     }
     (tmp_path / "model.pkl").write_bytes(pickle.dumps({"model": state}))
-    with pytest.raises(FormatError, match="--mesh-basis smpl_700=phi_smpl_700_256.pkl"):
+    with pytest.raises(FormatError, match=r"--mesh-basis smpl_700=phi_smpl_700_256\.pkl"):
         checkpoint_embeddings(tmp_path / "model.pkl")
     (tmp_path / "phi.pkl").write_bytes(pickle.dumps({"features": phi}))
     out = checkpoint_embeddings(tmp_path / "model.pkl", {"smpl_700": tmp_path / "phi.pkl"})
     want = direct / np.linalg.norm(direct, axis=1, keepdims=True)
     np.testing.assert_allclose(out["cat_600"], want, rtol=1e-6)
     f = phi @ coef
-    np.testing.assert_allclose(out["smpl_700"], f / np.linalg.norm(f, axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(
+        out["smpl_700"], f / np.linalg.norm(f, axis=1, keepdims=True), rtol=1e-5
+    )
 
 
 def test_meshes_pickle_registry_and_alignment(tmp_path: Path) -> None:
@@ -234,7 +244,13 @@ def test_bad_dp_vertex_out_of_range(case: dict, capsys) -> None:
     gt = json.loads(Path(case["gt"]).read_text())
     gt["annotations"][2]["dp_vertex"][4] = 4
     (d / "gt_bad.json").write_text(json.dumps(gt))
-    base = ["score", str(d / "preds.pkl"), str(d / "gt_bad.json"), "--mesh", f"square={d / 'square.obj'}"]
+    base = [
+        "score",
+        str(d / "preds.pkl"),
+        str(d / "gt_bad.json"),
+        "--mesh",
+        f"square={d / 'square.obj'}",
+    ]
     msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'emb.npy'}", "-q"])
     assert "annotation 2" in msg and "'square'" in msg and "4 vertices" in msg
 
@@ -244,7 +260,14 @@ def test_bad_storage_size(case: dict, capsys) -> None:
     _write_d2_storage(d / "DensePoseEvaluatorStorage.0.bin", recs[:2])
     with open(d / "DensePoseEvaluatorStorage.0.bin", "ab") as fh:
         fh.write(b"\0" * 12)
-    refs = [{**{k: r[k] for k in ("image_id", "category_id", "bbox", "score")}, "rank": 0, "record_id": 0} for r in recs[:1]]
+    refs = [
+        {
+            **{k: r[k] for k in ("image_id", "category_id", "bbox", "score")},
+            "rank": 0,
+            "record_id": 0,
+        }
+        for r in recs[:1]
+    ]
     (d / "results.pkl").write_bytes(pickle.dumps(refs))
     base = ["score", str(d / "results.pkl"), case["gt"], "--storage-schema", "2,2,8", "-q"]
     msg = _run(capsys, base)
@@ -262,8 +285,10 @@ def test_bad_iuv_predictions_on_cse_only_ground_truth(case: dict, capsys) -> Non
 
 def test_obj_mesh_keeps_file_vertex_ids(tmp_path: Path) -> None:
     # texture coordinates that differ per face must not split or reorder vertices
-    obj = SQUARE_OBJ.replace("f 1 2 3\nf 2 4 3\n", "vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nvt 0.5 0.5\n"
-                             "f 1/1 2/2 3/3\nf 2/5 4/4 3/3\n")
+    obj = SQUARE_OBJ.replace(
+        "f 1 2 3\nf 2 4 3\n",
+        "vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\nvt 0.5 0.5\nf 1/1 2/2 3/3\nf 2/5 4/4 3/3\n",
+    )
     (tmp_path / "uv.obj").write_text(obj)
     m = load_mesh("uv", tmp_path / "uv.obj")
     assert m.n_vertices == 4

@@ -81,13 +81,17 @@ def test_chart_outputs_are_scored_with_the_iuv_path() -> None:
     x, y, w, h = a.bbox
     rng = np.random.default_rng(0)
     dp = SimpleNamespace(
-        coarse_segm=rng.normal(size=(1, 2, 28, 28)).astype(np.float32) + np.array([0, 2], np.float32)[None, :, None, None],
+        coarse_segm=rng.normal(size=(1, 2, 28, 28)).astype(np.float32)
+        + np.array([0, 2], np.float32)[None, :, None, None],
         fine_segm=rng.normal(size=(1, 25, 28, 28)).astype(np.float32),
         u=rng.uniform(size=(1, 25, 28, 28)).astype(np.float32),
         v=rng.uniform(size=(1, 25, 28, 28)).astype(np.float32),
     )
     ev = DensePoseEvaluator(gt)
-    ev.process([{"image_id": a.image_id}], [{"instances": _instances([[x, y, x + w, y + h]], [0.9], [0], dp)}])
+    ev.process(
+        [{"image_id": a.image_id}],
+        [{"instances": _instances([[x, y, x + w, y + h]], [0.9], [0], dp)}],
+    )
     res = ev.evaluate()
     assert list(res["densepose_gps"]) == KEYS
     assert 0.0 <= res["densepose_segm"]["AP"] <= 100.0
