@@ -223,7 +223,9 @@ def build_entry(
     found = check_predictions(p, g, max_dets=max_dets)
     scored = score_tables(p, g, template=template, protocol=protocol, max_dets=max_dets)
     summary = scored.summary
-    intervals = bootstrap_metrics(scored.tables, resamples=resamples, seed=seed, level=BOOTSTRAP_LEVEL)
+    intervals = bootstrap_metrics(
+        scored.tables, resamples=resamples, seed=seed, level=BOOTSTRAP_LEVEL
+    )
     score = summary.to_dict()
     score["warnings"] = dict(found)
     when = (date or datetime.now(timezone.utc)).astimezone(timezone.utc)

@@ -123,9 +123,7 @@ def test_worker_error_reaches_the_client(client, open_template):
     )  # fmt: skip
     preds = Predictions("instances", detections=(bad, *preds.detections[1:]), format="memory")
     with pytest.raises(FormatError, match="broken map"):
-        prepare(
-            preds, gt, open_template, EuclideanSolver(open_template), client=client
-        )
+        prepare(preds, gt, open_template, EuclideanSolver(open_template), client=client)
 
 
 def _broken_loader():

@@ -97,9 +97,7 @@ def test_oracle_gps_matches_pairwise_reference(case, mode):
 def test_gt_iuv_gps_is_the_fraction_of_points_inside_the_box(case):
     """Analytic: with GT I, U, V every inside point is exact (GPS term 1), outside 0."""
     gt, preds, tpl, solver = case
-    sims = prepare(
-        preds, gt, tpl, solver, with_masks=False, workers=1, oracle="gt-iuv"
-    )
+    sims = prepare(preds, gt, tpl, solver, with_masks=False, workers=1, oracle="gt-iuv")
     seen_partial = False
     for image in sims.images:
         for j, g in enumerate(image.gt_index):
