@@ -294,3 +294,31 @@ def test_obj_mesh_keeps_file_vertex_ids(tmp_path: Path) -> None:
     assert m.n_vertices == 4
     np.testing.assert_array_equal(m.faces, [[0, 1, 2], [1, 3, 2]])
     np.testing.assert_array_equal(m.vertices[3], [1, 1, 0])
+
+
+def test_cli_demo_then_score_is_perfect(tmp_path: Path, capsys) -> None:
+    gt = str(Path(__file__).resolve().parents[1] / "data" / "cse" / "synth_small.json")
+    preds, emb, out = tmp_path / "p.npz", tmp_path / "e.npz", tmp_path / "s.json"
+    argv = ["cse", "demo", gt, str(preds), "--embeddings-out", str(emb), "--dim", "8"]
+    assert main(argv) == 0
+    assert "12 CSE detections" in capsys.readouterr().out
+    argv = ["score", str(preds), gt, "--vertex-embeddings", f"open={emb}", "--json", str(out)]
+    assert main([*argv, "-q"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["metrics"]["gpsm"]["AP"] == 1.0 and doc["metrics"]["cse"]["embed_dim"] == 8
+
+
+def test_cli_align(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.obj").write_text(SQUARE_OBJ)
+    (tmp_path / "b.obj").write_text(SQUARE_OBJ)
+    np.save(tmp_path / "ea.npy", EMB)
+    np.save(tmp_path / "eb.npy", np.roll(EMB, 1, axis=0))
+    (tmp_path / "kv.json").write_text(json.dumps({"a": {"p": 0, "q": 3}, "b": {"p": 1, "q": 3}}))
+    argv = ["cse", "align", "--keyvertices", str(tmp_path / "kv.json")]
+    argv += ["--mesh", f"a={tmp_path / 'a.obj'}", "--mesh", f"b={tmp_path / 'b.obj'}"]
+    argv += ["--vertex-embeddings", f"a={tmp_path / 'ea.npy'}"]
+    argv += ["--vertex-embeddings", f"b={tmp_path / 'eb.npy'}", "--json", str(tmp_path / "al.json")]
+    assert main(argv) == 0
+    assert "mesh alignment: GE" in capsys.readouterr().out
+    res = json.loads((tmp_path / "al.json").read_text())
+    assert res["pairs"]["a->b"]["GE"] == pytest.approx(np.sqrt(2) / 2)
