@@ -45,6 +45,7 @@ def score(
     mesh_basis: Any = None,
     storage: Any = None,
     storage_shape: Sequence[int] | None = None,
+    geodists: Any = None,
     oracle: str | None = None,
     client: Any = None,
 ) -> Summary:
@@ -84,6 +85,9 @@ def score(
         detectron2's rules (``protocol`` is ignored there).
     storage, storage_shape : optional
         detectron2 ``DensePoseEvaluatorStorage.{rank}.bin`` files and their (K, D, S).
+    geodists : optional
+        ``{mesh: geodists_<mesh>.pkl}``: full geodesic tables used as they are (legacy
+        mode) instead of dpeval's engine.
     oracle : str, optional
         An upper-bound mode of the official evaluator (:data:`dpeval.params.ORACLES`:
         ``gt-parts``, ``gt-parts-uv0``, ``uv0``, ``gt-iuv``): GT quantities replace the
@@ -137,6 +141,7 @@ def score(
             vertex_embeddings=vertex_embeddings,
             checkpoint=checkpoint,
             mesh_basis=mesh_basis,
+            geodists=geodists,
         )
         return score_cse(
             preds,
