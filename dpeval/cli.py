@@ -161,6 +161,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             mesh_basis=args.mesh_basis,
             storage=args.storage,
             storage_shape=args.storage_schema,
+            geodists=args.geodists,
             client=client,
         )
     finally:
@@ -252,6 +253,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             "dpeval validate: nothing to check; pass --predictions FILE and/or --gt FILE"
         )
     gt = load_ground_truth(args.gt) if args.gt else None
+    from .formats.cse import is_cse_source
+
+    if args.predictions and is_cse_source(args.predictions):
+        return _validate_cse(args.predictions, gt, args.gt)
     if args.predictions:
         with warnings.catch_warnings(record=True) as said:  # held back: an error wins
             warnings.simplefilter("always")
@@ -276,6 +281,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"{args.gt}: {len(gt.images)} images, {len(gt.annotations)} annotations, "
             f"{dense} with dense points"
         )
+    return 0
+
+
+def _validate_cse(path: str, gt, gt_path: str | None) -> int:
+    from .formats.cse import load_cse_predictions
+
+    p = load_cse_predictions(path)
+    for d in p.detections:
+        d.load()  # every map read: shapes, storage records, NaN/inf
+    unknown = sorted({d.image_id for d in p.detections} - set(gt.images)) if gt else []
+    if unknown:
+        raise ParamsError(
+            f"{path}: {len(unknown)} image id(s) not in {gt_path} (first: {unknown[:5]}); "
+            "score against the matching ground truth"
+        )
+    print(
+        f"{path}: {p.format}, {len(p.detections)} CSE detections (D = {p.embed_dim}), "
+        "all maps read and finite"
+    )
+    if gt is not None:
+        meshes = sorted({a.ref_model for a in gt.annotations if a.ref_model})
+        n_ann = len(gt.annotations)
+        print(f"{gt_path}: {len(gt.images)} images, {n_ann} annotations, meshes {meshes}")
     return 0
 
 
@@ -397,6 +425,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_parse_schema,
         metavar="K,D,S",
         help="storage coarse channels, embedding size, heatmap size (default 2,16,112)",
+    )
+    cse.add_argument(
+        "--geodists",
+        action="append",
+        metavar="NAME=FILE",
+        help="full geodesic table geodists_<mesh>.pkl, used as is (legacy mode)",
     )
     sp.set_defaults(func=_cmd_score)
 

@@ -322,3 +322,21 @@ def test_cli_align(tmp_path: Path, capsys) -> None:
     assert "mesh alignment: GE" in capsys.readouterr().out
     res = json.loads((tmp_path / "al.json").read_text())
     assert res["pairs"]["a->b"]["GE"] == pytest.approx(np.sqrt(2) / 2)
+
+
+def test_cli_validate_and_geodists_table(case: dict, capsys) -> None:
+    d = case["dir"]
+    assert main(["validate", "--predictions", str(d / "preds.pkl"), "--gt", case["gt"]]) == 0
+    assert "4 CSE detections (D = 2)" in capsys.readouterr().out
+    # a user's full table is used as is: distances / 10 -> errors fall under 30 cm
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
+    table = 0.1 * np.linalg.norm(v[:, None] - v[None], axis=2)
+    (d / "geo.pkl").write_bytes(pickle.dumps(table.astype(np.float32)))
+    base = ["score", str(d / "preds.pkl"), case["gt"], "--mesh", f"square={d / 'square.obj'}"]
+    base += ["--vertex-embeddings", f"square={d / 'emb.npy'}", "--metric", "points", "-q"]
+    assert main([*base, "--json", str(d / "a.json")]) == 0
+    assert main([*base, "--geodists", f"square={d / 'geo.pkl'}", "--json", str(d / "b.json")]) == 0
+    a = json.loads((d / "a.json").read_text())["metrics"]
+    b = json.loads((d / "b.json").read_text())["metrics"]
+    assert b["cse"]["meshes"]["square"]["geodesics"] == "user table"
+    assert b["points"]["AUC30"] > a["points"]["AUC30"]
