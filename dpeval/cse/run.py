@@ -123,6 +123,13 @@ def score_cse(
     bank = bank or MeshBank()
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     p = load_cse_predictions(preds, storage=storage, storage_shape=storage_shape)
+    bad_cat = [d for d in p.detections if d.category_id not in g.categories]
+    if bad_cat:
+        raise FormatError(
+            f"{bad_cat[0].where}: category_id {bad_cat[0].category_id} is not a ground-truth "
+            f"category ({sorted(g.categories)}); {len(bad_cat)} detection(s) affected. Map the "
+            "model's contiguous class ids to the dataset's category ids"
+        )
     unknown = [d for d in p.detections if d.image_id not in g.images]
     n_unknown = len(unknown)
     if unknown:

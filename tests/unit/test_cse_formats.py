@@ -340,3 +340,12 @@ def test_cli_validate_and_geodists_table(case: dict, capsys) -> None:
     b = json.loads((d / "b.json").read_text())["metrics"]
     assert b["cse"]["meshes"]["square"]["geodesics"] == "user table"
     assert b["points"]["AUC30"] > a["points"]["AUC30"]
+
+
+def test_bad_category(case: dict, capsys) -> None:
+    d, recs = case["dir"], case["recs"]
+    recs[2]["category_id"] = 0  # a contiguous class id, not the dataset's
+    (d / "cat.pkl").write_bytes(pickle.dumps(recs))
+    base = ["score", str(d / "cat.pkl"), case["gt"], "--mesh", f"square={d / 'square.obj'}"]
+    msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'emb.npy'}", "-q"])
+    assert "detection 2" in msg and "category_id 0" in msg
