@@ -18,7 +18,7 @@ from _cases import EuclideanSolver, make_case, records
 
 import dpeval
 from dpeval.cli import main
-from dpeval.distributed import map_images, open_client, shard_bounds
+from dpeval.distributed import local_cluster, map_images, open_client, shard_bounds
 from dpeval.errors import FormatError, ParamsError
 from dpeval.evaluation.inputs import read_inputs
 from dpeval.evaluation.prepare import prepare
@@ -30,12 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
+    # LocalCluster(n_workers=2, processes=True, threads_per_worker=1), profiler off
+    with local_cluster(2) as cluster, distributed.Client(cluster) as c:
         yield c
 
 
