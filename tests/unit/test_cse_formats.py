@@ -349,3 +349,61 @@ def test_bad_category(case: dict, capsys) -> None:
     base = ["score", str(d / "cat.pkl"), case["gt"], "--mesh", f"square={d / 'square.obj'}"]
     msg = _run(capsys, [*base, "--vertex-embeddings", f"square={d / 'emb.npy'}", "-q"])
     assert "detection 2" in msg and "category_id 0" in msg
+
+
+def test_two_categories_two_meshes_per_category_ap(tmp_path: Path) -> None:
+    from dpeval.cse.demo import perfect_predictions
+    from dpeval.formats import load_ground_truth
+    from dpeval.integrations.detectron2 import DensePoseEvaluator
+
+    (tmp_path / "sq.obj").write_text(SQUARE_OBJ)
+    rng = np.random.default_rng(4)
+    anns = []
+    for i, (cat, mesh) in enumerate([(1, "cat_4"), (2, "dog_4"), (1, "cat_4"), (2, "dog_4")]):
+        x = 5 + 20 * i
+        anns.append(
+            {
+                "id": i + 1,
+                "image_id": 1 + i // 2,
+                "category_id": cat,
+                "bbox": [x, 5, 16, 16],
+                "area": 256,
+                "iscrowd": 0,
+                "dp_x": rng.uniform(0, 255, 5).tolist(),
+                "dp_y": rng.uniform(0, 255, 5).tolist(),
+                "dp_vertex": rng.integers(0, 4, 5).tolist(),
+                "ref_model": mesh,
+                "segmentation": [[x, 5, x + 16, 5, x + 16, 21, x, 21]],
+            }
+        )
+    gt = load_ground_truth(
+        {
+            "images": [
+                {"id": 1, "height": 40, "width": 100},
+                {"id": 2, "height": 40, "width": 100},
+            ],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+        }
+    )
+    emb = {"cat_4": EMB, "dog_4": np.roll(EMB, 1, axis=0)}
+    bank = MeshBank({"cat_4": tmp_path / "sq.obj", "dog_4": tmp_path / "sq.obj"}, embeddings=emb)
+    preds = perfect_predictions(gt, emb)
+    s = score_cse(preds, gt, bank=bank)
+    assert s.metrics["cse"]["per_category_AP"]["gps_perpart"] == {"cat": 1.0, "dog": 1.0}
+    assert sorted(s.metrics["cse"]["meshes"]) == ["cat_4", "dog_4"]
+    # the dog detections scored with the cat's embeddings: wrong vertices, AP of dogs drops
+    swapped = perfect_predictions(gt, {"cat_4": EMB, "dog_4": EMB})
+    s2 = score_cse(swapped, gt, bank=bank)
+    per_cat = s2.metrics["cse"]["per_category_AP"]["gps_perpart"]
+    assert per_cat["cat"] == 1.0 and per_cat["dog"] < 1.0
+    ev = DensePoseEvaluator(gt, meshes={"cat_4": tmp_path / "sq.obj", "dog_4": tmp_path / "sq.obj"},
+                            vertex_embeddings=emb, category_map={0: 1, 1: 2})  # fmt: skip
+    recs = []
+    for d in preds.detections:
+        c, e = d.load()
+        recs.append({"image_id": d.image_id, "category_id": d.category_id, "bbox": list(d.bbox),
+                     "score": d.score, "coarse_segm": c, "embedding": e})  # fmt: skip
+    ev._records = recs
+    res = ev.evaluate()
+    assert res["densepose_gps"]["AP-cat"] == 100.0 and res["densepose_gps"]["AP-dog"] == 100.0
