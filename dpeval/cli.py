@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from . import __version__
 from ._argtypes import no_subcommand, positive_int
-from .errors import DpevalError, ParamsError
+from .errors import DpevalError, DpevalWarning, ParamsError
 from .params import ORACLES
 
 __all__ = ["main"]
@@ -213,7 +213,6 @@ def _evaluable_ground_truth(path: str):
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .formats import load_ground_truth, load_predictions, save_predictions
-
     from .formats.cse import is_cse_source
 
     if is_cse_source(args.input) or (args.to or "") in ("d2-cse", "dpeval-cse-npz"):
@@ -501,13 +500,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not hasattr(args, "func"):
         args.func = lambda a: no_subcommand(parser)
-    previous = warnings.showwarning
-    if not args.debug:  # one line per warning, without source lines
+    with warnings.catch_warnings():  # the CLI's own policy, whatever the caller's filters
+        warnings.simplefilter("default", DpevalWarning)
+        if not args.debug:  # one line per warning, without source lines
 
-        def show(message, category, filename, lineno, file=None, line=None):
-            print(f"dpeval: warning: {message}", file=sys.stderr)
+            def show(message, category, filename, lineno, file=None, line=None):
+                print(f"dpeval: warning: {message}", file=sys.stderr)
 
-        warnings.showwarning = show
+            warnings.showwarning = show
+        return _run(args, parser)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the chosen command; turn every failure into one line and an exit code."""
     try:
         return int(args.func(args))
     except DpevalError as exc:
@@ -537,8 +542,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
-    finally:
-        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,9 +109,30 @@ def test_region_filter_drops_gts_and_detections_per_image():
             ],
             "categories": [{"id": 1, "name": "person"}],
             "annotations": [
-                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [35, 5, 10, 10], "area": 100},
-                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 5, 10, 10], "area": 100},
-                {"id": 3, "image_id": 2, "category_id": 1, "bbox": [35, 5, 10, 10], "area": 100},
+                {
+                    "id": 1,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "bbox": [35, 5, 10, 10],
+                    "area": 100,
+                    "iscrowd": 0,
+                },
+                {
+                    "id": 2,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "bbox": [2, 5, 10, 10],
+                    "area": 100,
+                    "iscrowd": 0,
+                },
+                {
+                    "id": 3,
+                    "image_id": 2,
+                    "category_id": 1,
+                    "bbox": [35, 5, 10, 10],
+                    "area": 100,
+                    "iscrowd": 0,
+                },
             ],
         }
     )
