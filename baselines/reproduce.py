@@ -305,13 +305,13 @@ def _score(model: str, out: Path, gt: Path, rec: _Record) -> dict:
 
 
 def _publish(model: str, recipe: Recipe, out: Path, gt: Path, store: Path, rec: _Record,
-             smoke: bool) -> None:  # fmt: skip
+             smoke: bool, tag: str = "") -> None:  # fmt: skip
     published = rec.data.setdefault("published", {})
     if model in published and Path(published[model]).exists():
         return
     from baselines.publish import main as publish_main
 
-    name = f"{NAMES[model]} ({recipe.name}, {'smoke' if smoke else recipe.device})"
+    name = f"{NAMES[model]} ({recipe.name}, {'smoke' if smoke else recipe.device}{tag})"
     ckpt = out / model
     argv = ["--model", model, "--ckpt", str(ckpt), "--preds", str(ckpt / "preds.json"),
             "--gt", str(gt), "--split", recipe.name + ("-smoke" if smoke else "") + "-val",
@@ -327,7 +327,7 @@ def _publish(model: str, recipe: Recipe, out: Path, gt: Path, store: Path, rec: 
     _log(f"published {model}: {path}")
 
 
-def run(recipe: Recipe, out: Path, store: Path, smoke: bool = False) -> dict:
+def run(recipe: Recipe, out: Path, store: Path, smoke: bool = False, tag: str = "") -> dict:
     """All the steps; returns ``recipe.json``'s content. See the module docstring."""
     out.mkdir(parents=True, exist_ok=True)
     rec = _Record(out / "recipe.json", recipe, smoke)
@@ -346,7 +346,7 @@ def run(recipe: Recipe, out: Path, store: Path, smoke: bool = False) -> dict:
         _dpeval(argv, cmp_path)
         rec.step("compare", ["dpeval", *argv], 0.0)
     for model in ("fcn", "rcnn"):
-        _publish(model, recipe, out, gt, store, rec, smoke)
+        _publish(model, recipe, out, gt, store, rec, smoke, f", {tag}" if tag else "")
     _dpeval(["leaderboard", "render", "--store", str(store)])
     if recipe.device == "cuda" and not smoke:
         _bench(out, rec)
@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--time-budget", type=float, help="training seconds per model")
     ap.add_argument("--smoke", action="store_true", help="toy scale on the CPU")
+    ap.add_argument("--tag", default="", help="appended to the leaderboard entry names")
     args = ap.parse_args(argv)
     recipe = RECIPES[args.recipe]
     if args.smoke:
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "runs" / (recipe.name + ("-smoke" if args.smoke else ""))
     store = args.store or (out / "leaderboard" if args.smoke else ROOT / "leaderboard")
     try:
-        data = run(recipe, out.resolve(), store.resolve(), smoke=args.smoke)
+        data = run(recipe, out.resolve(), store.resolve(), smoke=args.smoke, tag=args.tag)
     except (DpevalError, OSError, ValueError, subprocess.CalledProcessError) as e:
         print(f"dpeval: error: {e}", file=sys.stderr)
         return 2

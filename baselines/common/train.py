@@ -297,6 +297,7 @@ def train_loop(
     time_budget: float | None = None,
     clock: dict[str, float] | None = None,
     progress_bar: bool | None = None,
+    budget_schedule: Literal["wall", "adaptive"] = "wall",
 ) -> list[dict[str, float]]:
     """Run ``schedule.max_iters - start_iter`` optimiser steps.
 
@@ -334,6 +335,13 @@ def train_loop(
         every iteration, so a ``checkpoint`` callback can save it.
     progress_bar : bool, optional
         A tqdm bar with ETA on stderr; default: only when stderr is a terminal.
+    budget_schedule : {"wall", "adaptive"}
+        With a ``time_budget``, what the LR schedule follows: ``"wall"``, the fraction
+        of the budget spent; ``"adaptive"``, the fraction of the iterations, the total
+        being re-estimated every iteration as ``done + rate x seconds left`` (rate: the
+        last minute's iterations per second), never going back. On a machine whose
+        load changes, the adaptive schedule spends its high learning rates on
+        iterations actually run rather than on seconds spent waiting for a core.
 
     Returns
     -------
@@ -350,6 +358,8 @@ def train_loop(
     bar = _progress_bar(progress_bar, schedule, start_iter, time_budget, before)
     t0 = time.perf_counter()
     it_end = start_iter
+    recent: list[tuple[float, int]] = []  # (elapsed, iteration) of the last minute
+    done_progress = float(clock.get("progress", 0.0))
     for it in range(start_iter, schedule.max_iters):
         elapsed = before + time.perf_counter() - t0
         progress = None
@@ -357,6 +367,18 @@ def train_loop(
             progress = elapsed / time_budget
             if progress >= 1.0:
                 break
+            if budget_schedule == "adaptive":
+                recent.append((elapsed, it))
+                while len(recent) > 2 and recent[0][0] < elapsed - 60.0:
+                    recent.pop(0)
+                if len(recent) >= 3 and elapsed > recent[0][0]:
+                    rate = (it - recent[0][1]) / (elapsed - recent[0][0])
+                    estimate = it / max(it + rate * (time_budget - elapsed), 1e-9)
+                    progress = max(done_progress, estimate)
+                else:
+                    progress = done_progress
+            done_progress = progress
+            clock["progress"] = progress
         factor = lr_factor(it, schedule, progress)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor

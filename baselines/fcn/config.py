@@ -50,6 +50,9 @@ class FCNConfig:
     time_budget : float or None
         Wall-clock seconds of training: stop when spent, LR schedule over the budget
         (``iters`` is then an upper bound).
+    budget_schedule : {"wall", "adaptive"}
+        What the schedule follows within the budget (see
+        :func:`baselines.common.train.train_loop`).
     amp : bool
         Mixed precision on CUDA.
     workers : int
@@ -87,6 +90,7 @@ class FCNConfig:
     flip: bool = False
     channels_last: bool = False
     time_budget: float | None = None
+    budget_schedule: Literal["wall", "adaptive"] = "wall"
     amp: bool = True
     workers: int = 0
     threads: int = 1
@@ -165,6 +169,7 @@ CPU = FCNConfig(
     flip=True,
     channels_last=True,
     time_budget=3500.0,
+    budget_schedule="adaptive",
     threads=1,
     min_area=40,
 )
@@ -194,6 +199,7 @@ GPU = FCNConfig(
     flip=True,
     channels_last=True,
     time_budget=150.0,
+    budget_schedule="adaptive",
     amp=True,
     workers=6,
     threads=1,

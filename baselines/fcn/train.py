@@ -273,6 +273,7 @@ def train(
         checkpoint_every=200 if cfg.time_budget else 5_000,
         start_iter=start,
         time_budget=cfg.time_budget,
+        budget_schedule=cfg.budget_schedule,
         clock=clock,
         progress_bar=progress,
     )

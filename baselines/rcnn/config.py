@@ -53,6 +53,9 @@ class RCNNConfig:
         a cosine decay).
     time_budget : float or None
         Wall-clock seconds of training: stop when spent, LR schedule over the budget.
+    budget_schedule : {"wall", "adaptive"}
+        What the schedule follows within the budget (see
+        :func:`baselines.common.train.train_loop`).
     """
 
     name: str = "tiny"
@@ -108,6 +111,7 @@ class RCNNConfig:
     lr_steps: tuple[float, ...] = (0.75, 0.92)
     lr_schedule: str = "step"
     time_budget: float | None = None
+    budget_schedule: str = "wall"
     grad_clip: float = 5.0
     optimizer: str = "adamw"
     device: str = "cpu"
@@ -197,6 +201,7 @@ def cpu() -> RCNNConfig:
         warmup_iters=20,
         lr_schedule="cosine",
         time_budget=3500.0,
+        budget_schedule="adaptive",
         ckpt_every=200,
         log_every=1,
     )
@@ -228,6 +233,7 @@ def gpu() -> RCNNConfig:
         warmup_iters=100,
         lr_schedule="cosine",
         time_budget=150.0,
+        budget_schedule="adaptive",
         device="cuda",
         workers=6,
         amp=True,

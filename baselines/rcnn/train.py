@@ -258,6 +258,7 @@ def train(
         checkpoint_every=cfg.ckpt_every,
         start_iter=start,
         time_budget=cfg.time_budget,
+        budget_schedule=cfg.budget_schedule,
         clock=clock,
         progress_bar=progress,
     )
