@@ -1,5 +1,8 @@
 """DensePose-COCO ground truth JSON -> :class:`GroundTruth` (stage 3, formats).
 
+(Over 500 lines: one check per DensePose field, each with its own message naming the
+file, the record and the fix; splitting them would scatter the ground truth's rules.)
+
 In: a COCO JSON file (or its parsed dict) with the DensePose fields ``dp_x, dp_y, dp_I,
 dp_U, dp_V, dp_masks`` (spec §1.1). Out: a validated :class:`GroundTruth`.
 

@@ -1,5 +1,9 @@
 """Continuous Surface Embeddings predictions (stage 3, formats).
 
+(Over 500 lines: three on-disk layouts of the same records, each with a reader and a
+writer that must stay symmetric; they are kept together so a change to one is seen
+beside the others.)
+
 In: detectron2 CSE results, in any of the three layouts below. Out:
 :class:`CsePredictions`, one :class:`CseDetection` per detection whose head-resolution
 maps (``coarse_segm`` (K, S, S) and ``embedding`` (D, S, S), float32) are read lazily,

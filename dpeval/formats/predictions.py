@@ -1,5 +1,8 @@
 """Predictions files of every supported kind -> :class:`Predictions` (stage 3, formats).
 
+(Over 500 lines: format detection and one reader per instance format, with the
+checks each needs; the per-format modules hold the codecs, this one the dispatch.)
+
 In: a path (file or directory) or an in-memory list of detection dicts. Out: validated
 :class:`Predictions`; instance maps stay encoded until ``Detection.load_iuv()``.
 

@@ -1,5 +1,8 @@
 """Leaderboard server database: teams, tokens and the submission queue in SQLite.
 
+(Over 500 lines: one cohesive SQLite schema and transaction layer; splitting it
+would couple the halves through shared transaction helpers.)
+
 In: admin commands (:func:`Database.add_team`, ...), accepted uploads from
 :mod:`dpeval.leaderboard.server`, claims from :mod:`dpeval.leaderboard.worker`.
 Out: rows that survive a crash of either process.
