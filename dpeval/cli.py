@@ -1,5 +1,8 @@
 """Command line: ``dpeval`` (thin layer over the API; the only module that prints).
 
+(Over 500 lines: the argument parsers of every core command and the one output layer;
+handlers stay a few lines each and call the API.)
+
 Exit codes: 0 success, 1 a ``--fail-under`` gate missed, 2 bad input (one line on stderr,
 ``dpeval: error: <file>: <record>: <what>; <fix>``, also for usage errors), 3 an internal
 error (a bug: one line too). Tracebacks only with ``--debug``.
