@@ -187,6 +187,7 @@ def nearest_vertices(
 
 
 _KD_K = 8  # neighbours fetched per query before checking the window
+_KD_K2 = 64  # second, batched fetch for the queries whose window holds more than _KD_K
 
 
 def _pick_method(p64: np.ndarray, e64: np.ndarray, sample: int = 512) -> str:
@@ -243,7 +244,17 @@ def _nearest_kdtree(p64: np.ndarray, e64: np.ndarray) -> np.ndarray:
     cand = np.where(dist**2 <= lim[:, None], idx, len(e64))
     cand.sort(axis=1)
     best = _exact_among(p64[rows], e64, cand)
-    for i in np.flatnonzero(wide):  # the window holds more than k vertices: ball query
+    wide = np.flatnonzero(wide)
+    if len(wide) and _KD_K2 < len(e64):  # windows wider than k: one batched query with k2
+        d2, i2 = tree.query(q[wide], k=_KD_K2, workers=-1)
+        c2 = np.where(d2**2 <= lim[wide, None], i2, len(e64))
+        c2.sort(axis=1)
+        best[wide] = _exact_among(p64[rows[wide]], e64, c2)
+        wide = wide[d2[:, -1] ** 2 <= lim[wide]]
+    elif len(wide):
+        wide = wide[:0]
+        best[:] = _exact_among(p64[rows], e64, np.tile(np.arange(len(e64)), (len(rows), 1)))
+    for i in wide:  # still wider: a ball query
         ball = np.sort(np.asarray(tree.query_ball_point(q[i], np.sqrt(lim[i]) * (1 + 1e-12))))
         best[i] = _exact_among(p64[rows[i : i + 1]], e64, ball[None, :])[0]
     out[rows] = best

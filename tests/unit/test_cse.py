@@ -240,3 +240,16 @@ def test_kdtree_window_covers_off_unit_norms() -> None:
     np.testing.assert_array_equal(
         nearest_vertices(q, v, method="kdtree"), naive.nearest_vertices(q, v)
     )
+
+
+def test_kdtree_wide_windows_many_duplicates() -> None:
+    # 20 copies (second batched fetch) and 100 copies (ball query) of one row: the lowest
+    # index must win, as in the twin
+    rng = np.random.default_rng(6)
+    v = normalize_embeddings(rng.normal(size=(400, 6)))
+    v[np.arange(100, 120)] = v[300]
+    v[np.arange(150, 250)] = v[50]
+    q = np.stack([v[300] * 1.5, v[50] * 0.7, v[3] * 2.0])
+    out = nearest_vertices(q, v, method="kdtree")
+    np.testing.assert_array_equal(out, naive.nearest_vertices(q, v))
+    assert out.tolist() == [100, 50, 3]
