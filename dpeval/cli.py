@@ -474,6 +474,10 @@ def _parser() -> argparse.ArgumentParser:
     add_insight_parsers(sub)
     add_leaderboard_parser(sub)
 
+    from .cache.cli import add_cache_parser
+
+    add_cache_parser(sub)
+
     tp = sub.add_parser("template", help="inspect or export body templates")
     tsub = tp.add_subparsers(dest="template_command", metavar="SUBCOMMAND")
     info = tsub.add_parser("info", help="print a template's id, checksum, sizes and charts")

@@ -76,7 +76,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -469,8 +469,14 @@ class GeodesicSolver:
         """Path of this template's cached table (``.npy``; metadata in ``.json``)."""
         return _table.table_path(self.cache_dir, self.checksum)
 
-    def precompute(self) -> Path:
+    def precompute(self, *, progress: Callable[[int, int], None] | None = None) -> Path:
         """Load the cached all-pairs table, or build and cache it.
+
+        Parameters
+        ----------
+        progress : callable, optional
+            ``progress(pairs_done, pairs_total)``, called as each of the 8 blocks of
+            table rows is built (not called when the table is found in the cache).
 
         Returns
         -------
@@ -491,7 +497,7 @@ class GeodesicSolver:
                 "computes such meshes by source instead."
             )
         if self._table is None and not self._open_table(verify=True):
-            self._build_table()
+            self._build_table(progress)
             if not self._open_table(verify=False):  # pragma: no cover - disk trouble
                 raise GeodesicError(f"could not read back the table at {self.cache_path()}.")
         return self.cache_path()
@@ -513,7 +519,7 @@ class GeodesicSolver:
         log.info("geodesic table: using %s", path)
         return True
 
-    def _build_table(self) -> None:
+    def _build_table(self, progress: Callable[[int, int], None] | None = None) -> None:
         m = self._mesh
         nv = m.n_vertices
         path = self.cache_path()
@@ -535,6 +541,8 @@ class GeodesicSolver:
                     log.info(
                         "geodesic table: rows %d/%d (%.1f s)", hi, nv, time.perf_counter() - t0
                     )
+                    if progress is not None:
+                        progress(hi * (hi - 1) // 2, nv * (nv - 1) // 2)
             return dmax
 
         _table.write_table(path, nv, self._initial_scale(), fill, self._meta)
