@@ -358,6 +358,7 @@ def train_loop(
     bar = _progress_bar(progress_bar, schedule, start_iter, time_budget, before)
     t0 = time.perf_counter()
     it_end = start_iter
+    logged = True
     recent: list[tuple[float, int]] = []  # (elapsed, iteration) of the last minute
     done_progress = float(clock.get("progress", 0.0))
     for it in range(start_iter, schedule.max_iters):
@@ -414,7 +415,8 @@ def train_loop(
         if bar is not None:
             bar.update(1 if time_budget is None else clock["elapsed"] - bar.n)
             bar.set_postfix(loss=f"{record['loss']:.3f}", it=it_end, refresh=False)
-        if loss_log is not None and (it % max(log_every, 1) == 0 or it == schedule.max_iters - 1):
+        logged = it % max(log_every, 1) == 0 or it == schedule.max_iters - 1
+        if loss_log is not None and logged:
             loss_log.write(record)
         if it % 20 == 0:
             log.info("iter %d loss %.4f lr %.2e", it, record["loss"], record["lr"])
@@ -422,6 +424,8 @@ def train_loop(
             checkpoint(it + 1)
     if bar is not None:
         bar.close()
+    if loss_log is not None and history and not logged:
+        loss_log.write(history[-1])  # the last iteration is always logged (budget stops)
     if checkpoint is not None and it_end > start_iter:
         checkpoint(it_end)
     return history

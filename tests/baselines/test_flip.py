@@ -8,12 +8,21 @@ import torch
 
 from baselines.common.flip import (
     COARSE_MIRROR,
+    build_uv_mirror_lut,
     flip_dense_points,
     flip_item,
     flip_iuv,
     uv_mirror_lut,
 )
 from dpeval.template import MIRROR_PART, load_template
+
+
+@pytest.fixture(scope="module")
+def built_lut():
+    """The table built now (not the cached copy the augmentation reads), checked against it."""
+    lut = build_uv_mirror_lut()
+    assert np.array_equal(lut, uv_mirror_lut())
+    return lut
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +36,9 @@ def chart_points():
     return t, np.asarray(t.face_part), q
 
 
-def test_lut_is_an_involution(chart_points):
+def test_lut_is_an_involution(chart_points, built_lut):
     _, part, q = chart_points
-    lut = uv_mirror_lut()
+    lut = built_lut
     mp = np.asarray(MIRROR_PART)[part]
     m = lut[part, q[:, 0], q[:, 1]].astype(np.int64)
     back = lut[mp, m[:, 0], m[:, 1]].astype(np.int64)
@@ -37,11 +46,11 @@ def test_lut_is_an_involution(chart_points):
     assert np.percentile(err, 99) <= 1 and err.max() <= 3
 
 
-def test_lut_maps_to_the_mirror_vertex(chart_points):
+def test_lut_maps_to_the_mirror_vertex(chart_points, built_lut):
     # independent of the table's construction: the 3D point named by the flipped label is
     # the mirror (template.mirror) of the point named by the original label
     t, part, q = chart_points
-    lut = uv_mirror_lut()
+    lut = built_lut
     sel = np.arange(0, len(part), 7)
     p, qq = part[sel], q[sel]
     mp = np.asarray(MIRROR_PART)[p]

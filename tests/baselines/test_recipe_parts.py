@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -118,3 +119,38 @@ def test_train_loop_time_budget_and_resume(monkeypatch):
                       start_iter=10, time_budget=10.0, clock={"elapsed": 10.0},
                       checkpoint=saved.append, progress_bar=False) == []  # fmt: skip
     assert saved == []
+
+
+def test_adaptive_budget_schedule_spends_high_rates_on_iterations(monkeypatch):
+    # a machine that is 5x slower for the first half of the budget: the wall-clock
+    # schedule has decayed to lr 0.5 after 100 of 600 iterations; the adaptive one keeps
+    # it there until the faster iterations catch up, and both end at 0
+    import baselines.common.train as tr
+
+    now = [0.0]
+    monkeypatch.setattr(tr.time, "perf_counter", lambda: now[0])
+
+    def loss_fn(m, batch):
+        now[0] += 5.0 if now[0] < 500 else 1.0
+        return {"loss": m(batch).pow(2).mean()}
+
+    def batches():
+        while True:
+            yield torch.ones(2, 2)
+
+    lrs = {}
+    for kind in ("wall", "adaptive"):
+        now[0] = 0.0
+        model = nn.Linear(2, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        h = train_loop(model, batches(), loss_fn, opt, Schedule(max_iters=10**6),
+                       device=torch.device("cpu"), time_budget=1000.0, progress_bar=False,
+                       budget_schedule=kind)  # fmt: skip
+        lrs[kind] = [r["lr"] / 1e-3 for r in h]
+        assert len(h) == 600 and lrs[kind][-1] < 0.01
+    assert all(a >= b - 1e-9 for a, b in zip(lrs["adaptive"], lrs["wall"], strict=True))
+    assert lrs["wall"][300] == pytest.approx(0.206, abs=0.01)
+    assert lrs["adaptive"][300] == pytest.approx(0.5, abs=0.01)
+    assert sum(lrs["adaptive"]) > 1.3 * sum(lrs["wall"])
+    # never increases
+    assert all(np.diff(lrs["adaptive"]) <= 1e-12)
