@@ -87,8 +87,16 @@ def open_client(scheduler: str) -> Iterator[Any]:
     ParamsError
         dask is not installed, ``local:N`` has a bad N, or the scheduler cannot be
         reached.
+
+    Notes
+    -----
+    Unless the root logger is at DEBUG, the ``distributed`` and ``dask`` loggers are
+    set to WARNING (their start-up messages would fill the terminal).
     """
     distributed = _import_distributed()
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # dpeval --debug shows all
+        for name in ("distributed", "dask"):  # their INFO start-up chatter is noise here
+            logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler.startswith("local:") or scheduler == "local":
         text = scheduler.partition(":")[2] or "2"
         try:
