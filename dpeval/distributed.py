@@ -35,6 +35,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -207,7 +208,9 @@ def map_shards(
             if nxt is None:
                 return
             k, shard = nxt
-            fut = client.submit(func, shard, *args, pure=False)
+            with warnings.catch_warnings():  # shards are bounded (<= 256 images) by design
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                fut = client.submit(func, shard, *args, pure=False)
             pending[fut] = k
             queue.add(fut)
 
