@@ -472,7 +472,7 @@ def _vertex_distances(faces, corners, state, link, out):
                 out[v] = dd
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def geodesic_field(
     source,
     vertices,

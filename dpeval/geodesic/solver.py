@@ -77,6 +77,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -364,7 +365,7 @@ class GeodesicSolver:
         if s.ndim != 0:
             raise GeodesicError(f"source: shape {s.shape}; expected a single vertex id.")
         m = self._mesh
-        work = _kernels._field_work(m.n_vertices, m.faces.shape[0], m.nbuckets)
+        work = _field_work(m)
         _kernels.geodesic_field(int(s), *m.kernel_args(), *work, _NO_TARGETS, 0.0)
         return work[0]
 
@@ -581,26 +582,64 @@ class GeodesicSolver:
         return out
 
     def _grouped(self, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+        """Pairs grouped by source, one early-stopped field per source.
+
+        The fields are dispatched from Python to the GIL-free :func:`geodesic_field`
+        on a thread pool rather than through the ``parallel=True`` kernel
+        ``pairs_by_source``: the numbers are the same (one field per source, computed
+        by one thread), and a first run on a fresh install compiles two kernels fewer
+        (``pairs_by_source``'s parallel lowering alone took as long as the field
+        itself; see ``benchmarks/score.py --first-run``).
+        """
         m = self._mesh
-        nv = m.n_vertices
-        hi = np.maximum(fa, fb).astype(np.int32)
+        hi = np.maximum(fa, fb)
         lo = np.minimum(fa, fb).astype(np.int32)
-        ptr, perm = _kernels.group_by_source(hi, lo, nv)
-        del hi
-        sources = np.flatnonzero(np.diff(ptr)).astype(np.int64)
+        keep = np.flatnonzero(hi != lo)
+        perm = keep[np.argsort(hi[keep], kind="stable")]  # input order within a source
+        hs = hi[perm]
+        starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]]) if hs.size else hs[:0]
+        ends = np.r_[starts[1:], hs.size].astype(np.int64)
         result = np.zeros(fa.shape[0])
-        with _numba_threads(self.threads, dynamic=True) as nthreads:
-            _kernels.pairs_by_source(
-                sources,
-                ptr,
-                perm,
-                lo,
-                result,
-                _CHUNKS_PER_THREAD * nthreads,
-                m.kernel_args(),
-                m.stop_margin,
-            )
+        if starts.size == 0:
+            return result
+        args = m.kernel_args()
+        margin = float(m.stop_margin)
+
+        def run(g0: int, g1: int) -> None:
+            work = _field_work(m)
+            out = work[0]
+            for g in range(g0, g1):
+                idx = perm[starts[g] : ends[g]]
+                stop_t = lo[idx]  # a fancy-indexed copy: C-contiguous int32
+                _kernels.geodesic_field(int(hs[starts[g]]), *args, *work, stop_t, margin)
+                result[idx] = out[stop_t]
+
+        n_threads = self.threads or numba.get_num_threads()
+        n_groups = starts.size
+        n_chunks = min(n_groups, _CHUNKS_PER_THREAD * n_threads)
+        bounds = [
+            (c * n_groups // n_chunks, (c + 1) * n_groups // n_chunks) for c in range(n_chunks)
+        ]
+        if n_threads == 1 or n_chunks == 1:
+            for g0, g1 in bounds:
+                run(g0, g1)
+        else:
+            with ThreadPoolExecutor(n_threads) as pool:
+                for f in [pool.submit(run, g0, g1) for g0, g1 in bounds]:
+                    f.result()
         return result
+
+
+def _field_work(m: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch arrays of one field (``out``, ``state``, ``link``, ``head``), allocated
+    in NumPy (the kernel ``_field_work`` does the same inside compiled code)."""
+    nf = m.faces.shape[0]
+    return (
+        np.empty(m.n_vertices),
+        np.empty((nf, 8)),
+        np.empty((nf, 4), np.int32),
+        np.empty(m.nbuckets, np.int32),
+    )
 
 
 def _ids_block(x: np.ndarray) -> np.ndarray:
