@@ -68,8 +68,9 @@ def _plan(preds_path: Path, gt_path: Path):
 def bench_score(n_images: int, workers: list[int]) -> None:
     import distributed
 
-    from dpeval.distributed import local_cluster, map_images
+    from dpeval.distributed import local_cluster
     from dpeval.evaluation.images import run_images
+    from dpeval.evaluation.sharded import map_images
 
     sys.path.insert(0, str(HERE))
     from _minival import cached_case

@@ -31,7 +31,6 @@ The core package never imports dask: this module imports it inside its functions
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -45,12 +44,10 @@ from .errors import ParamsError
 
 __all__ = [
     "DASK_INSTALL",
-    "bootstrap_values",
     "local_cluster",
-    "map_images",
     "map_shards",
+    "n_workers",
     "open_client",
-    "render_synth",
     "shard_bounds",
 ]
 
@@ -227,196 +224,3 @@ def map_shards(
         for fut in pending:
             fut.cancel()
     return [out[k] for k in range(len(out))]
-
-
-def _portable(det: Any) -> Any:
-    """A detection that pickles small: a native-file map keeps only its own bytes."""
-    from .formats.native import _Inflater
-
-    loader = det._loader
-    if isinstance(loader, _Inflater):
-        own = np.array(loader.payload[loader.start : loader.stop], copy=True)
-        small = _Inflater(own, 0, len(own), loader.shape, loader.where)
-        return dataclasses.replace(det, _loader=small)
-    return det
-
-
-def _portable_task(task: Any) -> Any:
-    return task._replace(dets=tuple(_portable(d) for d in task.dets))
-
-
-def map_images(
-    client: Any,
-    plan: Any,
-    lut: np.ndarray,
-    opts: Any,
-    *,
-    progress: Callable[[int], None] | None = None,
-    images_per_shard: int | None = None,
-) -> list[Any]:
-    """The per-image stage of :func:`~dpeval.evaluation.prepare.prepare` on
-    the cluster.
-
-    Parameters
-    ----------
-    client : distributed.Client
-    plan : ImagePlan
-        Builds each (image, category) task on the client.
-    lut : (25, 256, 256) int
-        Scattered once to every worker.
-    opts : ImageOptions
-    progress : callable, optional
-        Called with the number of images done.
-    images_per_shard : int, optional
-        Default: about 8 shards per worker, at most 256 images each.
-
-    Returns
-    -------
-    list of ImageResult
-        In ``plan.keys`` order (identical to :func:`~dpeval.evaluation.images.run_images`).
-    """
-    from .evaluation.images import image_similarities_many
-
-    keys = plan.keys
-    if not keys:
-        return []
-    size = images_per_shard or max(1, min(256, -(-len(keys) // (8 * n_workers(client)))))
-    shards = (
-        [_portable_task(plan.task(k)) for k in keys[a : a + size]]
-        for a in range(0, len(keys), size)
-    )
-    lut_future = client.scatter(np.ascontiguousarray(lut), broadcast=True, hash=False)
-    done = [0]
-
-    def tick(part: list[Any]) -> None:
-        done[0] += len(part)
-        if progress:
-            progress(done[0])
-
-    try:
-        parts = map_shards(client, image_similarities_many, shards, lut_future, opts, progress=tick)
-    finally:
-        lut_future.release()
-    return [r for part in parts for r in part]
-
-
-def _values_block(weights: np.ndarray, tables: Sequence[Any]) -> list[dict[str, np.ndarray]]:
-    from .insight.bootstrap import _ap_values
-
-    return [_ap_values(t, weights) for t in tables]
-
-
-def bootstrap_values(
-    client: Any, tables: Sequence[Any], weights: np.ndarray
-) -> list[dict[str, np.ndarray]]:
-    """``_values(t, weights)`` for each of ``tables``: the APs (the costly part: one
-    Numba pass per resample) in blocks of resamples on the cluster, each row computed
-    alone; the AUCs (two matrix products, whose last bits depend on the block shape) on
-    the client over all rows. Equal to the local computation.
-
-    Parameters
-    ----------
-    client : distributed.Client
-    tables : sequence of MetricTables
-        One model (report) or two on the same images (compare); scattered once.
-    weights : (B, I) float64
-        The seeded image multiplicities, drawn on the client.
-
-    Returns
-    -------
-    list of dict
-        Per table: metric name -> (B,) values.
-    """
-    n_b = len(weights)
-    blocks = [weights[a:b] for a, b in shard_bounds(n_b, 4 * n_workers(client))]
-    futures = client.scatter(list(tables), broadcast=True, hash=False)  # one per table
-    try:
-        parts = map_shards(client, _values_block, blocks, futures)
-    finally:
-        for f in futures:
-            f.release()
-    from .insight.bootstrap import _auc_values
-
-    out = []
-    for t, table in enumerate(tables):
-        names = parts[0][t].keys() if parts else []
-        values = {n: np.concatenate([p[t][n] for p in parts]) for n in names}
-        values.update(_auc_values(table, weights))
-        out.append(values)
-    return out
-
-
-def _render_shard(jobs: list[tuple]) -> list[tuple[int, dict, list[dict]]]:
-    from pathlib import Path
-
-    from .synth.generate import _work
-
-    for sub in ("images", "iuv"):  # a worker's own view of the shared directory
-        (Path(jobs[0][4]) / sub / jobs[0][2]).mkdir(parents=True, exist_ok=True)
-    return [_work(job) for job in jobs]
-
-
-def render_synth(
-    client: Any,
-    jobs: list[tuple],
-    *,
-    progress: Callable[[int], None] | None = None,
-    images_per_shard: int | None = None,
-) -> list[tuple[int, dict, list[dict]]]:
-    """Render :func:`dpeval.synth.generate_dataset` jobs in shards on the cluster.
-
-    Each task renders a contiguous range of image indices (each image has its own
-    seeded generator, so the bytes do not depend on the sharding) and writes its files
-    into the output directory. Afterwards the client checks that every file is visible
-    here: a directory that is not shared with the workers is an error, not a JSON that
-    points at missing images.
-
-    Parameters
-    ----------
-    client : distributed.Client
-    jobs : list of (index, seed, split, SynthConfig, out_dir)
-        ``out_dir`` is made absolute (the workers' working directory may differ).
-    progress : callable, optional
-        Called with the number of images finished since the last call.
-    images_per_shard : int, optional
-        Default: about 8 shards per worker, at most 64 images each.
-
-    Returns
-    -------
-    list of (index, image record, annotations)
-        In index order.
-
-    Raises
-    ------
-    ParamsError
-        The workers wrote files this machine cannot see.
-    """
-    from pathlib import Path
-
-    if not jobs:
-        return []
-    root = Path(jobs[0][4]).resolve()
-    jobs = [(i, seed, split, cfg, str(root)) for i, seed, split, cfg, _ in jobs]
-    size = images_per_shard or max(1, min(64, -(-len(jobs) // (8 * n_workers(client)))))
-    shards = [jobs[a : a + size] for a in range(0, len(jobs), size)]
-    parts = map_shards(
-        client, _render_shard, shards, progress=(lambda p: progress(len(p))) if progress else None
-    )
-    results = [r for part in parts for r in part]
-    split = jobs[0][2]
-    missing = [
-        name
-        for _, image, _ in results
-        for name in (
-            root / "images" / split / image["file_name"],
-            root / "iuv" / split / image["iuv_file_name"],
-        )
-        if not name.is_file()
-    ]
-    if missing:
-        raise ParamsError(
-            f"synth --scheduler: {len(missing)} file(s) written by the workers are not "
-            f"visible here (first: {missing[0]}); the output directory {root} must be on a "
-            "file system shared by the client and every worker"
-        )
-    return results

@@ -354,7 +354,7 @@ def prepare(
         One of :data:`dpeval.params.ORACLES` (the official upper-bound modes).
     client : dask.distributed.Client, optional
         Decode and sample the images on this cluster's workers instead
-        (:func:`dpeval.distributed.map_images`); the numbers are identical.
+        (:func:`dpeval.evaluation.sharded.map_images`); the numbers are identical.
     decode : {"touching", "all"}
         Decode only the detections whose box touches a GT box or mask (default; the
         others cannot change any number) or every detection (slower; the tests use it to
@@ -385,7 +385,7 @@ def prepare(
     plan = ImagePlan(gt, preds, pts, by_key, tops, sorted(set(by_key) | set(tops)))
     opts = ImageOptions(protocol, with_masks, oracle, decode)
     if client is not None:
-        from ..distributed import map_images
+        from .sharded import map_images
 
         results = map_images(client, plan, template.uv8_lut, opts, progress=progress)
     else:

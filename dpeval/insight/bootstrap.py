@@ -251,7 +251,7 @@ def bootstrap_metrics(
         Interval coverage.
     client : dask.distributed.Client, optional
         Run blocks of resamples as tasks on this cluster
-        (:func:`dpeval.distributed.bootstrap_values`); the weights are drawn here from
+        (:func:`dpeval.insight.sharded.bootstrap_values`); the weights are drawn here from
         ``seed``, so the numbers equal the local run's.
 
     Returns
@@ -271,7 +271,7 @@ def bootstrap_metrics(
     if client is None:
         boot = _values(tables, w)
     else:
-        from ..distributed import bootstrap_values
+        from .sharded import bootstrap_values
 
         boot = bootstrap_values(client, [tables], w)[0]
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
@@ -343,7 +343,7 @@ def compare_metrics(
     if client is None:
         ba, bb = _values(a, w), _values(b, w)
     else:
-        from ..distributed import bootstrap_values
+        from .sharded import bootstrap_values
 
         ba, bb = bootstrap_values(client, [a, b], w)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2

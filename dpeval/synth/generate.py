@@ -182,7 +182,7 @@ def generate_dataset(
         Called with the number of images finished since the last call.
     client : dask.distributed.Client, optional
         Render contiguous shards of images as tasks on this cluster
-        (:func:`dpeval.distributed.render_synth`; ``workers`` is ignored). The workers
+        (:func:`dpeval.synth.sharded.render_synth`; ``workers`` is ignored). The workers
         write the images into ``out_dir``, which must be a path every worker can write
         (a shared file system); the JSON is written once, here. Same bytes as a local
         run.
@@ -212,7 +212,7 @@ def generate_dataset(
     jobs = [(i, int(seed), split, cfg, str(root)) for i in range(n_images)]
     results: list[tuple[int, dict, list[dict]]] = []
     if client is not None:
-        from ..distributed import render_synth
+        from .sharded import render_synth
 
         results = render_synth(client, jobs, progress=progress)
     elif workers == 1:

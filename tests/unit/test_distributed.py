@@ -18,10 +18,11 @@ from _cases import EuclideanSolver, make_case, records
 
 import dpeval
 from dpeval.cli import main
-from dpeval.distributed import local_cluster, map_images, open_client, shard_bounds
+from dpeval.distributed import local_cluster, open_client, shard_bounds
 from dpeval.errors import FormatError, ParamsError
 from dpeval.evaluation.inputs import read_inputs
 from dpeval.evaluation.prepare import prepare
+from dpeval.evaluation.sharded import map_images
 from dpeval.formats import save_predictions
 from dpeval.formats.model import Detection, Predictions
 
