@@ -1,9 +1,10 @@
-"""Scale-out on Dask: the per-image scoring stage, bootstrap resamples and synthetic
-rendering as tasks on a ``dask.distributed`` cluster.
+"""Scale-out on Dask, generic part: clients from a scheduler spec, local clusters, shards.
 
-In: a ``dask.distributed.Client`` (or a scheduler spec for :func:`open_client`) and the
-work a stage would otherwise do on this machine. Out: the same results, gathered on the
-client in the local order, so every number and byte equals the local run.
+In: a scheduler spec (:func:`open_client`) and a function over shards. Out: the results
+gathered on the client in shard order (:func:`map_shards`). Each stage ships its own
+tasks beside its code: :mod:`dpeval.evaluation.sharded` (per-image scoring),
+:mod:`dpeval.insight.sharded` (bootstrap resamples), :mod:`dpeval.synth.sharded`
+(rendering); every number and byte equals the local run.
 
 What travels where:
 
