@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import PathLike
+from .._typing import PathLike, as_array
 from ..errors import FormatError, ParamsError
 from .embed import normalize_embeddings
 
@@ -112,15 +112,6 @@ def _from_pickle(path: Path) -> Any:
     return load_pickle(path.read_bytes(), str(path), "expected a detectron2 mesh/tensor pickle")
 
 
-def _to_array(x: Any) -> np.ndarray:
-    for step in ("detach", "cpu"):
-        if callable(getattr(x, step, None)):
-            x = getattr(x, step)()
-    if callable(getattr(x, "numpy", None)):
-        x = x.numpy()
-    return np.asarray(x)
-
-
 def load_mesh(name: str, path: PathLike, geodists: PathLike | None = None) -> CseMesh:
     """Read a mesh: a detectron2 pickle (``vertices``, ``faces``, optional ``texcoords``
     / ``symmetry``) or any format trimesh reads (.obj, .ply, .off, .glb, ...).
@@ -141,7 +132,7 @@ def load_mesh(name: str, path: PathLike, geodists: PathLike | None = None) -> Cs
                 f"{p}: mesh pickle has {keys}; expected a dict with 'vertices' (V, 3) and "
                 "'faces' (F, 3) as detectron2's mesh files"
             )
-        v, f = _to_array(data["vertices"]), _to_array(data["faces"])
+        v, f = as_array(data["vertices"]), as_array(data["faces"])
     else:
         import trimesh
 
@@ -170,7 +161,7 @@ def load_mesh(name: str, path: PathLike, geodists: PathLike | None = None) -> Cs
 
 
 def _load_geodists(p: Path, nv: int) -> np.ndarray:
-    data = np.load(p) if p.suffix == ".npy" else _to_array(_from_pickle(p))
+    data = np.load(p) if p.suffix == ".npy" else as_array(_from_pickle(p))
     g = np.asarray(data, dtype=np.float32)
     if g.shape != (nv, nv):
         raise FormatError(f"{p}: geodesic table is {g.shape}; expected ({nv}, {nv}) for the mesh")
@@ -235,7 +226,7 @@ def load_vertex_embeddings(path: PathLike, name: str) -> np.ndarray:
                 f"{p}: holds {sorted(data)[:8]}; expected an entry named {name!r} or "
                 "'embeddings', or a single (V, D) array"
             )
-    e = _to_array(data)
+    e = as_array(data)
     if e.ndim != 2:
         raise FormatError(f"{p}: vertex embeddings have shape {e.shape}; expected (V, D)")
     e = e.astype(np.float64)
@@ -269,7 +260,7 @@ def checkpoint_embeddings(
     for key, value in state.items():
         m = _EMBEDDER_KEY.search(str(key))
         if m and m.group("what") in ("embeddings", "features"):
-            found.setdefault(m.group("mesh"), {})[m.group("what")] = _to_array(value)
+            found.setdefault(m.group("mesh"), {})[m.group("what")] = as_array(value)
     if not found:
         raise FormatError(
             f"{p}: no 'roi_heads.embedder.*' tensors; is this a CSE model checkpoint?"
@@ -282,7 +273,7 @@ def checkpoint_embeddings(
         phi = parts.get("features")
         if phi is None and bases and mesh in bases:
             data = _from_pickle(Path(bases[mesh]))
-            phi = _to_array(data["features"] if isinstance(data, Mapping) else data)
+            phi = as_array(data["features"] if isinstance(data, Mapping) else data)
         if phi is None and e.shape[0] <= 512:
             raise FormatError(
                 f"{p}: {mesh!r} uses a vertex_feature embedder ({e.shape[0]} x {e.shape[1]}) "

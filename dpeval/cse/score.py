@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..evaluation.boxes import box_iou
+from ..evaluation.images import image_selection
 from ..evaluation.masks import BoxMask, _place, gt_mask, mask_iou
 from ..evaluation.prepare import ImageSims, Similarities, top_detections
 from ..formats.cse import CsePredictions
@@ -217,16 +218,7 @@ def compute_cse_similarities(
     per_key = []
     pred_offset = 0
     for n_done, key in enumerate(keys, 1):
-        gidx = np.asarray(by_key.get(key, []), dtype=np.int64)
-        didx = tops.get(key, np.zeros(0, dtype=np.int64))
-        info = gt.images.get(key[0])
-        img_h, img_w = (info.height, info.width) if info is not None else (0, 0)
-        dense = [g for g in gidx if pts.start[g] >= 0]
-        sel = (
-            np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
-            if dense
-            else np.zeros(0, dtype=np.int64)
-        )
+        gidx, didx, (img_h, img_w), sel = image_selection(gt, pts, by_key, tops, key)
         ious = np.zeros((len(didx), len(gidx))) if with_masks else None
         gmasks = (
             [_gt_mask(gt.annotations[g], img_h, img_w, protocol) for g in gidx]

@@ -31,6 +31,7 @@ __all__ = [
     "ImagePlan",
     "ImageResult",
     "ImageTask",
+    "image_selection",
     "image_similarities",
 ]
 
@@ -114,6 +115,30 @@ class ImageResult(NamedTuple):
     pred_part: np.ndarray
 
 
+def image_selection(
+    gt: GroundTruth,
+    pts: Any,
+    by_key: dict[tuple[int, int], list[int]],
+    tops: dict[tuple[int, int], np.ndarray],
+    key: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], np.ndarray]:
+    """What one (image, category) scores: GT indices ``(G,)``, top detection indices
+    ``(D,)``, the image's (height, width) ((0, 0) when unknown) and the rows of its dense
+    GT points in ``pts`` (anything with per-annotation ``start``/``stop``, -1 = none).
+    Shared by the IUV and the CSE paths."""
+    gidx = np.asarray(by_key.get(key, []), dtype=np.int64)
+    didx = tops.get(key, np.zeros(0, dtype=np.int64))
+    info = gt.images.get(key[0])
+    size = (info.height, info.width) if info is not None else (0, 0)
+    dense = [g for g in gidx if pts.start[g] >= 0]
+    sel = (
+        np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
+        if dense
+        else np.zeros(0, dtype=np.int64)
+    )
+    return gidx, didx, size, sel
+
+
 @dataclass
 class ImagePlan:
     """Builds the :class:`ImageTask` of each (image, category) key of one run.
@@ -142,16 +167,7 @@ class ImagePlan:
     def task(self, key: tuple[int, int]) -> ImageTask:
         """The task of one key."""
         pts = self.pts
-        gidx = np.asarray(self.by_key.get(key, []), dtype=np.int64)
-        didx = self.tops.get(key, np.zeros(0, dtype=np.int64))
-        info = self.gt.images.get(key[0])
-        img_h, img_w = (info.height, info.width) if info is not None else (0, 0)
-        dense = [g for g in gidx if pts.start[g] >= 0]
-        sel = (
-            np.concatenate([np.arange(pts.start[g], pts.stop[g]) for g in dense])
-            if dense
-            else np.zeros(0, dtype=np.int64)
-        )
+        gidx, didx, (img_h, img_w), sel = image_selection(self.gt, pts, self.by_key, self.tops, key)
         return ImageTask(
             key=key,
             gidx=gidx,

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import PathLike
+from .._typing import PathLike, unwrap_tensor
 from ._validate import as_bbox, as_finite, as_int, fail, load_pickle
 from .cse_storage import (
     _STORAGE_NAME,
@@ -190,19 +190,10 @@ def _flatten(records: Sequence[Any], name: str) -> list[Any]:
     return out
 
 
-def _to_numpy(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj
-    for step in ("detach", "cpu"):
-        if callable(getattr(obj, step, None)):
-            obj = getattr(obj, step)()
-    return obj.numpy() if callable(getattr(obj, "numpy", None)) else obj
-
-
 def _as_maps(coarse: Any, emb: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for key, a in (("coarse_segm", coarse), ("embedding", emb)):
-        a = _to_numpy(a)
+        a = unwrap_tensor(a)
         try:
             arr = np.asarray(a, dtype=np.float32)
         except (TypeError, ValueError):
@@ -234,13 +225,13 @@ def _head(rec: Any, name: str, i: int) -> tuple[str, dict[str, Any]]:
         raise fail(
             where, f"has no {missing}", "each detection needs image_id, category_id, bbox, score"
         )
-    bbox = as_bbox(_to_numpy(rec["bbox"]), where)
+    bbox = as_bbox(unwrap_tensor(rec["bbox"]), where)
     bbox.flags.writeable = False
     return where, {
         "image_id": as_int(rec["image_id"], where, "image_id"),
         "category_id": as_int(rec["category_id"], where, "category_id"),
         "bbox": bbox,
-        "score": as_finite(float(np.asarray(_to_numpy(rec["score"]))), where, "score"),
+        "score": as_finite(float(np.asarray(unwrap_tensor(rec["score"]))), where, "score"),
     }
 
 

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from .._typing import PathLike
+from .._typing import PathLike, unwrap_tensor
 from ..errors import with_hint
 from ._validate import (
     WarningTally,
@@ -398,15 +398,6 @@ def _field(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
-def _to_numpy(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj
-    for step in ("detach", "cpu"):
-        if callable(getattr(obj, step, None)):
-            obj = getattr(obj, step)()
-    return obj.numpy() if callable(getattr(obj, "numpy", None)) else obj
-
-
 def _d2_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
     where, head = _head_fields(rec, name, i, ("image_id", "category_id", "bbox", "score"))
     dp = rec.get("densepose", rec.get("uv"))
@@ -427,7 +418,7 @@ def _d2_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
     arr = _field(dp, "labels_uv_uint8") if not isinstance(dp, np.ndarray) else dp
     if arr is None:
         arr = dp
-    arr = _to_numpy(arr)
+    arr = unwrap_tensor(arr)
     if not isinstance(arr, (np.ndarray, list)):
         raise fail(
             where,

@@ -28,18 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from .._typing import as_array
 from ..cse.embed import resize_bilinear
 
 __all__ = ["DensePoseEvaluator", "chart_to_iuv"]
-
-
-def _np(x: Any) -> np.ndarray:
-    for step in ("detach", "cpu"):
-        if callable(getattr(x, step, None)):
-            x = getattr(x, step)()
-    if callable(getattr(x, "numpy", None)):
-        x = x.numpy()
-    return np.asarray(x)
 
 
 def chart_to_iuv(
@@ -114,18 +106,18 @@ class DensePoseEvaluator:
         """Collect one batch: ``inputs[i]["image_id"]``, ``outputs[i]["instances"]``."""
         for inp, out in zip(inputs, outputs, strict=True):
             inst = out["instances"]
-            boxes = _np(
+            boxes = as_array(
                 inst.pred_boxes.tensor if hasattr(inst.pred_boxes, "tensor") else inst.pred_boxes
             )
             boxes = boxes.reshape(-1, 4).astype(np.float64)
             xywh = np.c_[boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]
-            scores = _np(inst.scores).reshape(-1)
-            classes = _np(inst.pred_classes).reshape(-1).astype(np.int64)
+            scores = as_array(inst.scores).reshape(-1)
+            classes = as_array(inst.pred_classes).reshape(-1).astype(np.int64)
             dp = inst.pred_densepose
             embedding = getattr(dp, "embedding", None)
             fields = {k: getattr(dp, k, None) for k in ("coarse_segm", "fine_segm", "u", "v")}
-            arrays = {k: _np(v) for k, v in fields.items() if v is not None}
-            emb = _np(embedding) if embedding is not None else None
+            arrays = {k: as_array(v) for k, v in fields.items() if v is not None}
+            emb = as_array(embedding) if embedding is not None else None
             for k in range(len(scores)):
                 rec = {
                     "image_id": int(inp["image_id"]),
