@@ -22,13 +22,14 @@ from typing import NoReturn
 
 from . import __version__
 from ._argtypes import no_subcommand, positive_int
+from ._output import Outcome, emit, progress_bar
 from .errors import DpevalError, DpevalWarning, ParamsError
 from .params import ORACLES
 
 __all__ = ["main"]
 
 
-def _cmd_template_info(args: argparse.Namespace) -> int:
+def _cmd_template_info(args: argparse.Namespace) -> list[str]:
     from .template import load_template
 
     t = load_template(args.name)
@@ -44,19 +45,19 @@ def _cmd_template_info(args: argparse.Namespace) -> int:
             "distance_table": t.pdist is not None,
             "parts": stats,
         }
-        print(json.dumps(info, indent=2))
-        return 0
+        return [json.dumps(info, indent=2)]
     bbox = t.vertices.max(axis=0) - t.vertices.min(axis=0)
-    print(f"template        {t.id}")
-    print(f"sha256          {t.checksum}")
-    print(f"source          {t.source}")
-    print(f"vertices        {t.n_vertices}")
-    print(f"faces           {t.n_faces}")
-    print(f"chart vertices  {t.n_chart_vertices}")
-    print(f"extent (m)      x {bbox[0]:.3f}  y {bbox[1]:.3f}  z {bbox[2]:.3f}")
-    print(f"distance table  {'official Pdist present' if t.pdist is not None else 'none'}")
+    out = []
+    out.append(f"template        {t.id}")
+    out.append(f"sha256          {t.checksum}")
+    out.append(f"source          {t.source}")
+    out.append(f"vertices        {t.n_vertices}")
+    out.append(f"faces           {t.n_faces}")
+    out.append(f"chart vertices  {t.n_chart_vertices}")
+    out.append(f"extent (m)      x {bbox[0]:.3f}  y {bbox[1]:.3f}  z {bbox[2]:.3f}")
+    out.append(f"distance table  {'official Pdist present' if t.pdist is not None else 'none'}")
     if t.meta.get("version"):
-        print(f"version         {t.meta['version']}")
+        out.append(f"version         {t.meta['version']}")
     has_faces = "faces" in stats[0]
     head = f"{'id':>3} {'part':<24} {'chart v':>7} {'3D v':>6}"
     if has_faces:
@@ -64,8 +65,8 @@ def _cmd_template_info(args: argparse.Namespace) -> int:
     head += f" {'U range':>13} {'V range':>13}"
     if "folded_faces" in stats[0]:
         head += f" {'folds':>5}"
-    print()
-    print(head)
+    out.append("")
+    out.append(head)
     for s in stats:
         line = f"{s['part']:>3} {s['name']:<24} {s['chart_vertices']:>7} {s['vertices']:>6}"
         if has_faces:
@@ -75,11 +76,11 @@ def _cmd_template_info(args: argparse.Namespace) -> int:
             line += f"   {lo:.3f}-{hi:.3f}"
         if "folded_faces" in s:
             line += f" {s['folded_faces']:>5}"
-        print(line)
-    return 0
+        out.append(line)
+    return out
 
 
-def _cmd_template_export(args: argparse.Namespace) -> int:
+def _cmd_template_export(args: argparse.Namespace) -> list[str]:
     from .template import export_template, load_template
 
     t = load_template(args.name)
@@ -88,9 +89,7 @@ def _cmd_template_export(args: argparse.Namespace) -> int:
         from .geodesic import GeodesicSolver
 
         distances = GeodesicSolver(t, mode="engine")
-    for path in export_template(t, args.directory, distances=distances):
-        print(path)
-    return 0
+    return [str(path) for path in export_template(t, args.directory, distances=distances)]
 
 
 def _parse_gates(items: list[str]) -> list[tuple[str, str, float]]:
@@ -123,7 +122,7 @@ def _parse_schema(text: str) -> tuple[int, int, int]:
     return k, d, s
 
 
-def _cmd_score(args: argparse.Namespace) -> int:
+def _cmd_score(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from .api import score
@@ -131,20 +130,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     gates = _parse_gates(args.fail_under or [])
     ground_truth = _evaluable_ground_truth(args.ground_truth)
-    bar = None
-    progress = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(progress_bar(quiet=args.quiet, desc="images", unit="img"))
+        progress = (lambda n: bar.update(n - bar.n)) if bar is not None else None
+        client = None
+        if args.scheduler:
+            from .distributed import open_client
 
-        bar = tqdm(desc="images", unit="img", leave=False)
-        progress = lambda n: bar.update(n - bar.n)  # noqa: E731
-    stack = contextlib.ExitStack()
-    client = None
-    if args.scheduler:
-        from .distributed import open_client
-
-        client = stack.enter_context(open_client(args.scheduler))
-    try:
+            client = stack.enter_context(open_client(args.scheduler))
         summary = score(
             args.predictions,
             ground_truth,
@@ -167,15 +160,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
             geodists=args.geodists,
             client=client,
         )
-    finally:
-        if bar is not None:
-            bar.close()
-        stack.close()
     if args.json:
         Path(args.json).write_text(summary.to_json())
-    if not args.quiet:
-        for line in summary.lines(official=args.official):
-            print(line)
     failed = []
     for metric, stat, threshold in gates:
         block = summary.metrics.get(metric)
@@ -193,9 +179,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
             )
         if not value >= threshold:
             failed.append(f"{metric}.{stat} = {value:.4f} < {threshold}")
-    for f in failed:
-        print(f"dpeval: gate missed: {f}", file=sys.stderr)
-    return 1 if failed else 0
+    return Outcome(
+        lines=() if args.quiet else summary.lines(official=args.official),
+        notes=[f"gate missed: {f}" for f in failed],
+        code=1 if failed else 0,
+    )
 
 
 def _evaluable_ground_truth(path: str):
@@ -214,7 +202,7 @@ def _evaluable_ground_truth(path: str):
     return gt
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
+def _cmd_convert(args: argparse.Namespace) -> list[str]:
     from .formats import load_ground_truth, load_predictions, save_predictions
     from .formats.cse import is_cse_source
 
@@ -224,11 +212,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     preds = load_predictions(args.input, images=images)
     save_predictions(preds, args.output, format=args.to, images=images)
     n = len(preds.detections) if preds.kind == "instances" else len(preds.dense)
-    print(f"{args.input} ({preds.format}) -> {args.output} ({args.to or 'by suffix'}): {n} maps")
-    return 0
+    return [f"{args.input} ({preds.format}) -> {args.output} ({args.to or 'by suffix'}): {n} maps"]
 
 
-def _convert_cse(args: argparse.Namespace) -> int:
+def _convert_cse(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
     from .errors import ParamsError
@@ -242,11 +229,10 @@ def _convert_cse(args: argparse.Namespace) -> int:
             "or dpeval-cse-npz"
         )
     (save_cse_native if to == "dpeval-cse-npz" else save_cse_d2)(preds, args.output)
-    print(f"{args.input} ({preds.format}) -> {args.output} ({to}): {len(preds.detections)} maps")
-    return 0
+    return [f"{args.input} ({preds.format}) -> {args.output} ({to}): {len(preds.detections)} maps"]
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _cmd_validate(args: argparse.Namespace) -> list[str]:
     from .formats import load_ground_truth, load_predictions
     from .formats.consistency import check_images
 
@@ -257,6 +243,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     gt = load_ground_truth(args.gt) if args.gt else None
     from .formats.cse import is_cse_source
 
+    out: list[str] = []
     if args.predictions and is_cse_source(args.predictions):
         return _validate_cse(args.predictions, gt, args.gt)
     if args.predictions:
@@ -276,20 +263,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for w in said:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         against = f", consistent with {args.gt}" if gt is not None else ""
-        print(f"{args.predictions}: {p.format}, {n} {kind} maps, all decoded and valid{against}")
+        out.append(
+            f"{args.predictions}: {p.format}, {n} {kind} maps, all decoded and valid{against}"
+        )
     if gt is not None:
         dense = sum(a.has_dense for a in gt.annotations)
-        print(
+        out.append(
             f"{args.gt}: {len(gt.images)} images, {len(gt.annotations)} annotations, "
             f"{dense} with dense points"
         )
-    return 0
+    return out
 
 
-def _validate_cse(path: str, gt, gt_path: str | None) -> int:
+def _validate_cse(path: str, gt, gt_path: str | None) -> list[str]:
     from .formats.cse import load_cse_predictions
 
     p = load_cse_predictions(path)
+    out: list[str] = []
     for d in p.detections:
         d.load()  # every map read: shapes, storage records, NaN/inf
     unknown = sorted({d.image_id for d in p.detections} - set(gt.images)) if gt else []
@@ -298,15 +288,15 @@ def _validate_cse(path: str, gt, gt_path: str | None) -> int:
             f"{path}: {len(unknown)} image id(s) not in {gt_path} (first: {unknown[:5]}); "
             "score against the matching ground truth"
         )
-    print(
+    out.append(
         f"{path}: {p.format}, {len(p.detections)} CSE detections (D = {p.embed_dim}), "
         "all maps read and finite"
     )
     if gt is not None:
         meshes = sorted({a.ref_model for a in gt.annotations if a.ref_model})
         n_ann = len(gt.annotations)
-        print(f"{gt_path}: {len(gt.images)} images, {n_ann} annotations, meshes {meshes}")
-    return 0
+        out.append(f"{gt_path}: {len(gt.images)} images, {n_ann} annotations, meshes {meshes}")
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -521,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the chosen command; turn every failure into one line and an exit code."""
     try:
-        return int(args.func(args))
+        return emit(args.func(args))
     except DpevalError as exc:
         if args.debug:
             raise

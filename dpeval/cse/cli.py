@@ -50,7 +50,7 @@ def add_cse_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return cp
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> list[str]:
     from ..errors import ParamsError
     from ..formats import load_ground_truth
     from ..formats.cse import save_cse_d2, save_cse_native
@@ -83,14 +83,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         save_cse_d2(preds, out)
     with open(args.embeddings_out, "wb") as fh:
         np.savez(fh, **emb)
-    print(  # noqa: T201
+    return [
         f"{out}: {len(preds.detections)} CSE detections (D = {args.dim}, noise {args.noise}); "
         f"{args.embeddings_out}: vertex embeddings of {used}"
-    )
-    return 0
+    ]
 
 
-def _cmd_align(args: argparse.Namespace) -> int:
+def _cmd_align(args: argparse.Namespace) -> list[str]:
     from .alignment import load_keyvertices, mesh_alignment
     from .run import cse_bank
 
@@ -105,7 +104,7 @@ def _cmd_align(args: argparse.Namespace) -> int:
     res = mesh_alignment(bank, load_keyvertices(args.keyvertices))
     if args.json:
         Path(args.json).write_text(json.dumps(res.to_dict(), indent=2, sort_keys=True) + "\n")
-    print(f"mesh alignment: GE {res.ge:.4f} (mesh units)  GPS {res.gps:.4f}")  # noqa: T201
-    for m in sorted(res.ge_per_mesh):
-        print(f"  {m:<16} GE {res.ge_per_mesh[m]:.4f}  GPS {res.gps_per_mesh[m]:.4f}")  # noqa: T201
-    return 0
+    return [f"mesh alignment: GE {res.ge:.4f} (mesh units)  GPS {res.gps:.4f}"] + [
+        f"  {m:<16} GE {res.ge_per_mesh[m]:.4f}  GPS {res.gps_per_mesh[m]:.4f}"
+        for m in sorted(res.ge_per_mesh)
+    ]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import time
 from typing import Any
 
 from .._argtypes import positive_int
+from .._output import Outcome
 from .bootstrap import DEFAULT_RESAMPLES, HEADLINE_METRICS
 
 __all__ = ["add_insight_parsers", "run_compare", "run_report"]
@@ -86,9 +86,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "address, a scheduler file (.json) or local:N processes (same numbers)",
     )
     p.add_argument("--protocol", choices=("challenge2019", "detectron2"), default="challenge2019")
-    p.add_argument(
-        "--workers", type=positive_int, default=2, help="worker processes (default 2)"
-    )
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -107,7 +105,7 @@ def _scheduler(args: argparse.Namespace) -> Any:
     return open_client(args.scheduler)
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run_report(args: argparse.Namespace) -> list[str]:
     """``dpeval report``: write the report; prints its path and the summary."""
     from .analysis import analyze
     from .html import write_report
@@ -127,14 +125,14 @@ def run_report(args: argparse.Namespace) -> int:
             client=client,
         )
     path = write_report(ins, args.output, images=args.images, n_worst=args.worst)
-    out = sys.stdout
-    for name, r in ins.intervals.iterrows():
-        out.write(f"{name:<16} {r['value']:.4f}  95% CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]\n")
-    out.write(f"report: {path}  ({time.perf_counter() - t0:.1f} s)\n")
-    return 0
+    lines = [
+        f"{name:<16} {r['value']:.4f}  95% CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+        for name, r in ins.intervals.iterrows()
+    ]
+    return [*lines, f"report: {path}  ({time.perf_counter() - t0:.1f} s)"]
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace) -> Outcome:
     """``dpeval compare``: print B - A per metric; 1 if the gate is asked and fails."""
     from .analysis import compare
 
@@ -157,21 +155,19 @@ def run_compare(args: argparse.Namespace) -> int:
         else [m for m in HEADLINE_METRICS]
     )
     wanted = [m for m in wanted if m in df.index]
-    out = sys.stdout
-    out.write(
-        f"paired image bootstrap, {args.resamples} resamples, seed {args.seed}; diff = B - A\n"
-    )
-    out.write(f"{'metric':<16} {'A':>8} {'B':>8} {'diff':>9}  {'95% interval':<21} {'p':>7}\n")
+    out = [
+        f"paired image bootstrap, {args.resamples} resamples, seed {args.seed}; diff = B - A",
+        f"{'metric':<16} {'A':>8} {'B':>8} {'diff':>9}  {'95% interval':<21} {'p':>7}",
+    ]
     worse = []
     for m in wanted:
         r = df.loc[m]
-        out.write(
+        out.append(
             f"{m:<16} {r['a']:8.4f} {r['b']:8.4f} {r['diff']:+9.4f}  "
-            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {r['p_value']:7.3f}\n"
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] {r['p_value']:7.3f}"
         )
         if r["ci_high"] < 0:
             worse.append(m)
     if args.fail_if_worse and worse:
-        out.write(f"FAIL: B is significantly worse on {', '.join(worse)}\n")
-        return 1
-    return 0
+        return Outcome([*out, f"FAIL: B is significantly worse on {', '.join(worse)}"], code=1)
+    return Outcome(out)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .._argtypes import no_subcommand, positive_int
+from .._output import emit
 from ..errors import ParamsError
 from .rank import DEFAULT_METRIC, METRICS
 from .store import BOX_PROTOCOLS
@@ -34,10 +34,8 @@ SUBMIT_METRICS = ("gpsm", "gps_perpart", "gps_paper", "iou", "auc10", "auc30")
 
 
 def _emit(lines: Iterable[str]) -> None:
-    """The output layer: lines on stdout, flushed (``serve`` prints while it runs)."""
-    for line in lines:
-        print(line)
-    sys.stdout.flush()
+    """Lines through the one output layer (flushed: ``serve`` prints while it runs)."""
+    emit(list(lines))
 
 
 def _command(show: Callable[[Any], Iterable[str]]) -> Callable[..., Callable[..., int]]:

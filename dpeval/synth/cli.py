@@ -11,10 +11,10 @@ import argparse
 import contextlib
 import math
 import os
-import sys
 import time
 
 from .._argtypes import positive_int
+from .._output import progress_bar
 from ..errors import ParamsError
 
 __all__ = ["add_synth_parser", "parse_size", "run_synth"]
@@ -112,8 +112,8 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     return sp
 
 
-def run_synth(args: argparse.Namespace) -> int:
-    """Handler of ``dpeval synth``; returns the exit code."""
+def run_synth(args: argparse.Namespace) -> list[str]:
+    """Handler of ``dpeval synth``; returns the lines to print."""
     from .annotate import AnnotateConfig
     from .generate import SynthConfig, generate_dataset
     from .scene import SceneConfig
@@ -133,19 +133,18 @@ def run_synth(args: argparse.Namespace) -> int:
         image_format=args.format,
         effects=not args.no_effects,
     )
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=args.images, unit="img", desc=f"synth {args.split}", file=sys.stderr)
     t0 = time.perf_counter()
-    stack = contextlib.ExitStack()
-    client = None
-    if args.scheduler:
-        from ..distributed import open_client
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(
+            progress_bar(
+                quiet=args.quiet, total=args.images, unit="img", desc=f"synth {args.split}"
+            )
+        )
+        client = None
+        if args.scheduler:
+            from ..distributed import open_client
 
-        client = stack.enter_context(open_client(args.scheduler))
-    try:
+            client = stack.enter_context(open_client(args.scheduler))
         path = generate_dataset(
             args.out_dir,
             split=args.split,
@@ -156,25 +155,20 @@ def run_synth(args: argparse.Namespace) -> int:
             progress=bar.update if bar is not None else None,
             client=client,
         )
-    finally:
-        if bar is not None:
-            bar.close()
-        stack.close()
     dt = time.perf_counter() - t0
     if args.preview:
         from .preview import make_contact_sheet
 
         make_contact_sheet(path, args.preview)
-    if not args.quiet:
-        import json
+    if args.quiet:
+        return []
+    import json
 
-        doc = json.loads(path.read_text())
-        dense = sum("dp_x" in a for a in doc["annotations"])
-        crowd = sum(a["iscrowd"] for a in doc["annotations"])
-        print(  # noqa: T201
-            f"{path}: {len(doc['images'])} images, {len(doc['annotations'])} annotations "
-            f"({dense} dense, {crowd} crowd) in {dt:.1f} s = {args.images / dt:.1f} images/s"
-        )
-        if args.preview:
-            print(f"preview: {args.preview}")  # noqa: T201
-    return 0
+    doc = json.loads(path.read_text())
+    dense = sum("dp_x" in a for a in doc["annotations"])
+    crowd = sum(a["iscrowd"] for a in doc["annotations"])
+    out = [
+        f"{path}: {len(doc['images'])} images, {len(doc['annotations'])} annotations "
+        f"({dense} dense, {crowd} crowd) in {dt:.1f} s = {args.images / dt:.1f} images/s"
+    ]
+    return out + ([f"preview: {args.preview}"] if args.preview else [])
