@@ -102,7 +102,7 @@ def main() -> None:
     case = cached_case(args.images, args.people)
     mv = ["score", str(case / "preds.json"), str(case / "gt.json"), *common]
     size = os.path.getsize(case / "preds.json") / 1e6
-    name = f"minival {args.images} images ({size:.0f} MB JSON)"
+    name = f"minival {args.images} img, {size:.0f} MB"
     with tempfile.TemporaryDirectory() as nc, tempfile.TemporaryDirectory() as dc:
         if not args.skip_cold:
             row(f"{name}, first-ever", run(mv, nc, dc))
@@ -111,7 +111,7 @@ def main() -> None:
                 dc = dc2
         if args.skip_cold:
             dc = _warm_dir()
-            row(f"{name}, table cached, kernels compiled", run(mv, nc, dc))
+            row(f"{name}, table cached, kernels compile", run(mv, nc, dc))
         for _ in range(args.repeat):
             row(f"{name}, warm", run(mv, nc, dc))
 
