@@ -8,13 +8,14 @@ import os
 import sys
 
 from .._argtypes import no_subcommand, positive_int
+from .._output import emit
 from . import KINDS, build_cache, cache_entries, clear_cache
 
 __all__ = ["add_cache_parser"]
 
 
 def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    emit([text])
 
 
 def _use_cache_dir(args: argparse.Namespace) -> None:

@@ -108,6 +108,10 @@ def files(tmp_path_factory) -> dict[str, str]:
 # argv (with {name} placeholders), a regex the message must match
 CASES: dict[str, tuple[list[str], str]] = {
     "no command": ([], r"dpeval: no subcommand given"),
+    "cache unknown template": (
+        ["cache", "build", "--template", "{dir}/nope"],
+        r"template '.*nope': no such template or directory",
+    ),
     "score missing file": (["score", "{dir}/nope.json", "{gt.json}"], r"nope\.json"),
     "score bad RLE": (
         ["score", "{preds.json}", "{gt_bad_rle.json}"],
