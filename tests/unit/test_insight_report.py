@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from _cases import EuclideanSolver
 
+from dpeval._output import emit
 from dpeval.insight import analyze, write_report
 from dpeval.insight.cli import add_insight_parsers
 from dpeval.insight.html import SECTION_IDS
@@ -85,7 +86,7 @@ def _cli(argv):
     p = argparse.ArgumentParser()
     add_insight_parsers(p.add_subparsers())
     args = p.parse_args(argv)
-    return args.func(args)
+    return emit(args.func(args))  # handlers return an Outcome; emit prints it
 
 
 def test_compare_cli_gate(tmp_path, monkeypatch, capsys, open_template):

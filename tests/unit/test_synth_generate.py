@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dpeval._output import emit
 from dpeval.api import score
 from dpeval.errors import ParamsError
 from dpeval.evaluation.masks import decode_rle
@@ -170,7 +171,7 @@ def test_cli_writes_dataset_and_preview(tmp_path, capsys):
          "--size", "160x120", "--max-people", "2", "--workers", "1", "--format", "png",
          "--preview", str(sheet)]
     )  # fmt: skip
-    assert args.func(args) == 0
+    assert emit(args.func(args)) == 0  # handlers return lines; emit prints them
     out = capsys.readouterr().out
     assert "3 images" in out and "images/s" in out
     doc = json.loads(json_path(tmp_path / "out", "val").read_text())
@@ -199,7 +200,7 @@ def test_cli_scene_mix_options(tmp_path):
         ["synth", str(tmp_path / "out"), "--images", "4", "--size", "160x128", "--workers", "1",
          "--crowd-prob", "0", "--size-mix", "0,0,1", "-q"]
     )  # fmt: skip
-    assert args.func(args) == 0
+    assert emit(args.func(args)) == 0  # handlers return lines; emit prints them
     gt = load_ground_truth(json_path(tmp_path / "out", "train"))
     assert not any(a.iscrowd for a in gt.annotations)  # no crowd groups at probability 0
     # only "large" people (standing height >= 170 px), so every box is tall in a 128 px frame
