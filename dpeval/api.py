@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import FormatError, ParamsError, with_hint
-from .formats.model import GroundTruth, Predictions
 from .params import ORACLES, EvalParams
-from .summary import Summary
+from .summary import Summary, make_summary
 from .template import BodyTemplate, load_template
 
 __all__ = ["METRICS", "make_summary", "score"]
@@ -213,32 +212,3 @@ def score(
         )
     out = make_summary(tpl, p, g, summary, protocol=base.protocol, warnings=counts)
     return dataclasses.replace(out, oracle=oracle) if oracle else out
-
-
-def make_summary(
-    template: BodyTemplate,
-    preds: Predictions,
-    gt: GroundTruth,
-    results: dict[str, Any],
-    *,
-    protocol: str,
-    warnings: dict[str, int] | None = None,
-) -> Summary:
-    """A :class:`Summary` from :func:`dpeval.evaluation.evaluate_similarities` results and
-    the inputs they came from (versions, checksums, format)."""
-    from . import __version__
-
-    return Summary(
-        dpeval_version=__version__,
-        template_id=template.id,
-        template_sha256=template.checksum,
-        protocol=protocol,
-        predictions_sha256=preds.sha256,
-        ground_truth_sha256=gt.sha256,
-        predictions_format=preds.format,
-        metrics=results["metrics"],
-        stats=results["stats"],
-        official_summary=results["official_summary"],
-        per_part_rows=results["per_part"],
-        warnings=dict(warnings or {}),
-    )

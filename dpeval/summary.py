@@ -25,7 +25,7 @@ from typing import Any
 
 from .params import AP_AR_NAMES
 
-__all__ = ["METRIC_KEYS", "Summary"]
+__all__ = ["METRIC_KEYS", "Summary", "make_summary"]
 
 METRIC_KEYS = ("gps_paper", "gps_perpart", "gpsm", "iou", "points")
 """Keys of ``Summary.metrics`` in print order."""
@@ -168,6 +168,40 @@ class Summary:
             p = self.metrics["points"]
             rows += ["", f"AUC10 {_num(p['AUC10'])}, AUC30 {_num(p['AUC30'])}"]
         return "\n".join(rows) + "\n"
+
+
+def make_summary(
+    template: Any,
+    preds: Any,
+    gt: Any,
+    results: dict[str, Any],
+    *,
+    protocol: str,
+    warnings: dict[str, int] | None = None,
+) -> Summary:
+    """A :class:`Summary` from :func:`dpeval.evaluation.evaluate_similarities` results and
+    the inputs they came from (versions, checksums, format).
+
+    ``template`` is anything with an ``id`` and a ``checksum`` (a
+    :class:`~dpeval.template.BodyTemplate`, or the meshes of a CSE run); ``preds`` and
+    ``gt`` anything with a ``sha256`` (and ``preds`` a ``format``).
+    """
+    from . import __version__
+
+    return Summary(
+        dpeval_version=__version__,
+        template_id=template.id,
+        template_sha256=template.checksum,
+        protocol=protocol,
+        predictions_sha256=preds.sha256,
+        ground_truth_sha256=gt.sha256,
+        predictions_format=preds.format,
+        metrics=results["metrics"],
+        stats=results["stats"],
+        official_summary=results["official_summary"],
+        per_part_rows=results["per_part"],
+        warnings=dict(warnings or {}),
+    )
 
 
 def _num(v: Any) -> str:

@@ -17,7 +17,7 @@ from ..errors import ParamsError
 from ..evaluation.run import evaluate_similarities
 from ..formats.model import GroundTruth
 from ..params import EvalParams
-from ..summary import Summary
+from ..summary import Summary, make_summary
 from .meshes import MeshBank, parse_named
 from .score import CSE_RULES, compute_cse_similarities
 
@@ -60,22 +60,17 @@ def cse_bank(
     )
 
 
+def _label(key: str, p: EvalParams) -> str:
+    return _LABELS[key].format(kappa=p.kappa, protocol=p.protocol)
+
+
 def evaluate_cse(
-    sims: Any,
-    gt: GroundTruth,
-    wanted: Sequence[str],
-    *,
-    kappa: str,
-    protocol: str,
-    min_iou: float,
-    max_dets: int,
+    sims: Any, gt: GroundTruth, wanted: Sequence[str], **options: Any
 ) -> dict[str, Any]:
-    """AP/AR per wanted mode (plus per-category AP) and the pointwise block."""
-    return evaluate_similarities(
-        sims, gt, wanted, kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets,
-        label=lambda key, p: _LABELS[key].format(kappa=p.kappa, protocol=p.protocol),
-        per_category=True,
-    )  # fmt: skip
+    """AP/AR per wanted mode (plus per-category AP) and the pointwise block:
+    :func:`~dpeval.evaluation.run.evaluate_similarities` with the CSE labels (``options``:
+    its ``kappa``, ``protocol``, ``min_iou``, ``max_dets``)."""
+    return evaluate_similarities(sims, gt, wanted, label=_label, per_category=True, **options)
 
 
 def score_cse(
@@ -115,7 +110,6 @@ def score_cse(
     """
     import warnings
 
-    from .. import __version__
     from ..errors import DpevalWarning, FormatError
     from ..formats import load_ground_truth
     from ..formats.cse import CsePredictions, load_cse_predictions
@@ -187,17 +181,4 @@ def score_cse(
         hashlib.sha256("".join(mesh_info[n]["sha256"] for n in used).encode()).hexdigest(),
     )
     counts = {"predictions left out (image not in the ground truth)": n_unknown}
-    return Summary(
-        dpeval_version=__version__,
-        template_id=ident.id,
-        template_sha256=ident.checksum,
-        protocol=protocol,
-        predictions_sha256=p.sha256,
-        ground_truth_sha256=g.sha256,
-        predictions_format=p.format,
-        metrics=res["metrics"],
-        stats=res["stats"],
-        official_summary=res["official_summary"],
-        per_part_rows=res["per_part"],
-        warnings=counts if n_unknown else {},
-    )
+    return make_summary(ident, p, g, res, protocol=protocol, warnings=counts if n_unknown else {})
