@@ -21,7 +21,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from ._argtypes import no_subcommand, positive_int
+from ._argtypes import (
+    add_protocol,
+    add_scheduler,
+    add_template,
+    add_workers,
+    no_subcommand,
+    pick,
+)
 from ._output import Outcome, emit, progress_bar
 from .errors import DpevalError, DpevalWarning, ParamsError
 from .params import ORACLES
@@ -122,6 +129,14 @@ def _parse_schema(text: str) -> tuple[int, int, int]:
     return k, d, s
 
 
+# options of `dpeval score` passed on to dpeval.score as they are (each dest is its keyword)
+_SCORE_OPTIONS = (
+    "template", "kappa", "protocol", "oracle", "min_iou", "workers", "allow_unknown_images",
+    "meshes", "mesh_registry", "vertex_embeddings", "checkpoint", "mesh_basis", "storage",
+    "storage_shape", "geodists",
+)  # fmt: skip
+
+
 def _cmd_score(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
@@ -141,24 +156,10 @@ def _cmd_score(args: argparse.Namespace) -> Outcome:
         summary = score(
             args.predictions,
             ground_truth,
-            template=args.template,
             metrics=args.metric or "all",
-            kappa=args.kappa,
-            protocol=args.protocol,
-            oracle=args.oracle,
-            min_iou=args.min_iou,
-            workers=args.workers,
-            allow_unknown_images=args.allow_unknown_images,
             progress=progress,
-            meshes=args.mesh,
-            mesh_registry=args.meshes,
-            vertex_embeddings=args.vertex_embeddings,
-            checkpoint=args.checkpoint,
-            mesh_basis=args.mesh_basis,
-            storage=args.storage,
-            storage_shape=args.storage_schema,
-            geodists=args.geodists,
             client=client,
+            **pick(args, *_SCORE_OPTIONS),
         )
     if args.json:
         Path(args.json).write_text(summary.to_json())
@@ -344,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("score", help="score predictions against DensePose ground truth")
     sp.add_argument("predictions", help="predictions file or directory (format detected)")
     sp.add_argument("ground_truth", help="DensePose-COCO ground-truth JSON")
-    sp.add_argument("--template", default="open", help="'open' (default) or a directory")
+    add_template(sp)
     sp.add_argument(
         "--metric",
         action="append",
@@ -357,19 +358,13 @@ def _parser() -> argparse.ArgumentParser:
         default="per-part",
         help="kappa of GPSm (GPS is reported with both; default per-part)",
     )
-    sp.add_argument(
-        "--protocol",
-        choices=("challenge2019", "detectron2"),
-        default="challenge2019",
-        help="GT-mask and point-bound rules",
-    )
+    add_protocol(sp, help="GT-mask and point-bound rules")
     sp.add_argument(
         "--min-iou", type=float, default=0.5, help="lowest threshold (0.2 gives detectron2's APex)"
     )
-    sp.add_argument("--workers", type=positive_int, default=2, help="decoding threads (>= 1)")
-    sp.add_argument(
-        "--scheduler",
-        metavar="ADDRESS|local:N",
+    add_workers(sp, help="decoding threads (>= 1)")
+    add_scheduler(
+        sp,
         help="decode the images on a Dask cluster: a scheduler address (tcp://host:8786), "
         "a scheduler file (.json) or local:N worker processes (needs dask[distributed])",
     )
@@ -396,9 +391,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     cse = sp.add_argument_group("Continuous Surface Embeddings (CSE predictions)")
     cse.add_argument(
-        "--mesh", action="append", metavar="NAME=FILE", help="mesh of ref_model NAME (repeat)"
+        "--mesh",
+        action="append",
+        dest="meshes",
+        metavar="NAME=FILE",
+        help="mesh of ref_model NAME (repeat)",
     )
-    cse.add_argument("--meshes", metavar="JSON", help="registry: ref_model name -> mesh file")
+    cse.add_argument(
+        "--meshes",
+        dest="mesh_registry",
+        metavar="JSON",
+        help="registry: ref_model name -> mesh file",
+    )
     cse.add_argument(
         "--vertex-embeddings",
         action="append",
@@ -415,6 +419,7 @@ def _parser() -> argparse.ArgumentParser:
     cse.add_argument(
         "--storage-schema",
         type=_parse_schema,
+        dest="storage_shape",
         metavar="K,D,S",
         help="storage coarse channels, embedding size, heatmap size (default 2,16,112)",
     )

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .._argtypes import no_subcommand, positive_int
+from .._argtypes import add_template, no_subcommand, positive_int
 from .._output import emit
 from . import KINDS, build_cache, cache_entries, clear_cache
 
@@ -111,7 +111,7 @@ def add_cache_parser(sub) -> None:
     b = csub.add_parser(
         "build", parents=[common], help="build what scoring on a template needs, ahead of time"
     )
-    b.add_argument("--template", default="open", help="'open' (default) or a directory")
+    add_template(b)
     b.add_argument("--threads", type=positive_int, help="threads for the table build")
     b.set_defaults(func=_cmd_cache_build)
     i = csub.add_parser("info", parents=[common], help="list what is cached and its size")

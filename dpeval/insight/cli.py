@@ -12,7 +12,14 @@ import contextlib
 import time
 from typing import Any
 
-from .._argtypes import positive_int
+from .._argtypes import (
+    add_protocol,
+    add_resamples,
+    add_scheduler,
+    add_template,
+    add_workers,
+    pick,
+)
 from .._output import Outcome
 from .bootstrap import DEFAULT_RESAMPLES, HEADLINE_METRICS
 
@@ -71,22 +78,20 @@ def add_insight_parsers(subparsers: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--template", default="open", help="'open' (default) or a directory")
-    p.add_argument(
-        "--resamples",
-        type=int,
-        default=DEFAULT_RESAMPLES,
-        help=f"bootstrap resamples of the images (default {DEFAULT_RESAMPLES})",
-    )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS|local:N",
+    add_template(p)
+    # type int: fewer than 10 is refused by _check, with the reason
+    add_resamples(p, DEFAULT_RESAMPLES, "of the images", type=int)
+    add_scheduler(
+        p,
         help="decode the images and run the resamples on a Dask cluster: a scheduler "
         "address, a scheduler file (.json) or local:N processes (same numbers)",
     )
-    p.add_argument("--protocol", choices=("challenge2019", "detectron2"), default="challenge2019")
-    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    add_protocol(p)
+    add_workers(p, help="worker processes (default 2)")
+
+
+# options that report and compare pass on to the API as they are
+_RUN_OPTIONS = ("template", "resamples", "seed", "protocol", "workers")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -116,13 +121,9 @@ def run_report(args: argparse.Namespace) -> list[str]:
         ins = analyze(
             args.predictions,
             args.ground_truth,
-            template=args.template,
-            resamples=args.resamples,
-            seed=args.seed,
-            protocol=args.protocol,
-            workers=args.workers,
             oracles=not args.no_oracles,
             client=client,
+            **pick(args, *_RUN_OPTIONS),
         )
     path = write_report(ins, args.output, images=args.images, n_worst=args.worst)
     lines = [
@@ -142,12 +143,8 @@ def run_compare(args: argparse.Namespace) -> Outcome:
             args.predictions_a,
             args.predictions_b,
             args.ground_truth,
-            template=args.template,
-            resamples=args.resamples,
-            seed=args.seed,
-            protocol=args.protocol,
-            workers=args.workers,
             client=client,
+            **pick(args, *_RUN_OPTIONS),
         )
     wanted = (
         list(dict.fromkeys(_METRIC_CHOICES[m] for m in args.metric))

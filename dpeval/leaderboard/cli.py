@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .._argtypes import no_subcommand, positive_int
+from .._argtypes import (
+    add_resamples,
+    add_scheduler,
+    add_template,
+    no_subcommand,
+    pick,
+    positive_int,
+)
 from .._output import emit
 from ..errors import ParamsError
 from .rank import DEFAULT_METRIC, METRICS
@@ -81,36 +88,40 @@ def add_leaderboard_parser(subparsers: Any) -> None:
         help="file with a JSON object describing how the predictions were made "
         "(config, iterations, hardware, time); stored in the entry",
     )
-    sp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
-    sp.add_argument(
-        "--resamples",
-        type=positive_int,
-        default=DEFAULT_RESAMPLES,
-        help=f"bootstrap resamples of the 95%% intervals (default {DEFAULT_RESAMPLES})",
-    )
-    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    sp.add_argument("--template", default="open", help="'open' (default) or a directory")
+    _add_store(sp)
+    add_resamples(sp, DEFAULT_RESAMPLES, "of the 95%% intervals")
+    add_template(sp)
     sp.set_defaults(func=run_submit)
 
     shp = sub.add_parser("show", help="rank comparable entries with 95%% intervals")
-    shp.add_argument(
-        "--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)"
-    )
-    shp.add_argument(
-        "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
-    )
+    _add_store(shp)
+    _add_metric(shp)
     shp.add_argument("--split", help="show only this split")
     shp.set_defaults(func=run_show)
 
     rp = sub.add_parser("render", help="write README.md and index.html into the store")
-    rp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
-    rp.add_argument(
-        "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
-    )
+    _add_store(rp)
+    _add_metric(rp)
     rp.set_defaults(func=run_render)
 
     _add_serve_parser(sub)
     _add_admin_parser(sub)
+
+
+def _add_store(p: argparse.ArgumentParser, help: str = "store directory (default leaderboard/)"):
+    """``--store`` (and the options below: ``--db``, ``--metric``): one declaration for
+    every leaderboard subcommand that takes it."""
+    p.add_argument("--store", default=DEFAULT_STORE, help=help)
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="server database (default STORE/.server/server.db)")
+
+
+def _add_metric(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
+    )
 
 
 def _add_serve_parser(sub: Any) -> None:
@@ -125,14 +136,12 @@ def _add_serve_parser(sub: Any) -> None:
         "supervise one scoring worker. Needs the 'serve' extra: pip install -e \".[serve]\".",
     )
     vp.add_argument("--gt", required=True, help="hidden ground-truth JSON (never served)")
-    vp.add_argument("--store", default=DEFAULT_STORE, help="store directory (default leaderboard/)")
-    vp.add_argument("--db", help="server database (default STORE/.server/server.db)")
+    _add_store(vp)
+    _add_db(vp)
     vp.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     vp.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
     vp.add_argument("--split", default=SERVER_SPLIT, help=f"split name (default {SERVER_SPLIT})")
-    vp.add_argument(
-        "--metric", choices=sorted(METRICS), default=DEFAULT_METRIC, help="ranking metric"
-    )
+    _add_metric(vp)
     vp.add_argument(
         "--max-upload-mb",
         type=positive_int,
@@ -151,16 +160,10 @@ def _add_serve_parser(sub: Any) -> None:
         default=d.queue_cap,
         help=f"jobs waiting before uploads get 429 (default {d.queue_cap})",
     )
-    vp.add_argument(
-        "--resamples",
-        type=positive_int,
-        default=DEFAULT_RESAMPLES,
-        help=f"bootstrap resamples per entry (default {DEFAULT_RESAMPLES})",
-    )
+    add_resamples(vp, DEFAULT_RESAMPLES, "per entry", seed=False)
     vp.add_argument("--threads", type=positive_int, default=4, help="web threads (default 4)")
-    vp.add_argument(
-        "--scheduler",
-        metavar="ADDRESS|local:N",
+    add_scheduler(
+        vp,
         help="score on a Dask cluster, one job per Dask worker at a time (needs "
         "dask[distributed]; the store must be readable by every Dask worker)",
     )
@@ -179,8 +182,8 @@ def _add_admin_parser(sub: Any) -> None:
     ap.set_defaults(func=lambda a: no_subcommand(ap))
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", default=DEFAULT_STORE, help="store directory")
-        p.add_argument("--db", help="server database (default STORE/.server/server.db)")
+        _add_store(p, help="store directory")
+        _add_db(p)
 
     p = asub.add_parser("add-team", help="register a team and print its token (shown once)")
     p.add_argument("name", help="team name (1-64 characters)")
@@ -299,16 +302,10 @@ def run_serve(args: argparse.Namespace) -> None:
         args.store,
         args.gt,
         args.db,
-        host=args.host,
-        port=args.port,
         limits=limits,
-        split=args.split,
-        metric=args.metric,
-        resamples=args.resamples,
-        threads=args.threads,
         job_timeout_s=args.job_timeout,
         on_ready=ready,
-        scheduler=args.scheduler,
+        **pick(args, "host", "port", "split", "metric", "resamples", "threads", "scheduler"),
     )
 
 
@@ -341,6 +338,11 @@ def _entry_lines(entry: Any) -> Iterable[str]:
         yield f"  warning: {n} {msg}"
 
 
+# options of `leaderboard submit` passed on to submit() as they are
+_SUBMIT_OPTIONS = ("store", "name", "team", "url", "description", "split", "boxes", "resamples",
+                   "seed", "template")  # fmt: skip
+
+
 @_command(_entry_lines)
 def run_submit(args: argparse.Namespace) -> Any:
     """``dpeval leaderboard submit``: the new entry (its path, headline numbers and
@@ -351,18 +353,9 @@ def run_submit(args: argparse.Namespace) -> Any:
     return submit(
         args.predictions,
         args.gt,
-        store=args.store,
-        name=args.name,
-        team=args.team,
-        url=args.url,
-        description=args.description,
-        split=args.split,
-        boxes=args.boxes,
-        resamples=args.resamples,
-        seed=args.seed,
-        template=args.template,
         git_commit=args.commit,
         training=training,
+        **pick(args, *_SUBMIT_OPTIONS),
     )
 
 

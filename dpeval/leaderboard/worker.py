@@ -52,6 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._argtypes import pick
 from ..errors import DpevalError, DpevalWarning
 from .db import DEFAULT_SPLIT, Database, Submission, default_db_path, uploads_dir
 from .store import entries_dir, write_entry
@@ -290,12 +291,8 @@ def main(
             args.store,
             args.gt,
             args.db,
-            split=args.split,
-            resamples=args.resamples,
-            template=args.template,
-            max_attempts=args.max_attempts,
-            scheduler=args.scheduler,
             faults=faults,
+            **pick(args, "split", "resamples", "template", "max_attempts", "scheduler"),
         )
     except DpevalError as exc:
         log.error("%s", exc)
