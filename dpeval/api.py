@@ -135,26 +135,14 @@ def score(
             raise ParamsError("the oracle modes are defined for IUV predictions, not CSE")
 
         bank = cse_bank(
-            meshes=meshes,
-            registry=mesh_registry,
-            vertex_embeddings=vertex_embeddings,
-            checkpoint=checkpoint,
-            mesh_basis=mesh_basis,
-            geodists=geodists,
-        )
+            meshes=meshes, registry=mesh_registry, vertex_embeddings=vertex_embeddings,
+            checkpoint=checkpoint, mesh_basis=mesh_basis, geodists=geodists,
+        )  # fmt: skip
         return score_cse(
-            preds,
-            gt,
-            bank=bank,
-            metrics=wanted,
-            kappa=kappa,
-            min_iou=min_iou,
-            max_dets=max_dets,
-            storage=storage,
-            storage_shape=storage_shape,
-            allow_unknown_images=allow_unknown_images,
-            progress=progress,
-        )
+            preds, gt, bank=bank, metrics=wanted, kappa=kappa, min_iou=min_iou,
+            max_dets=max_dets, storage=storage, storage_shape=storage_shape,
+            allow_unknown_images=allow_unknown_images, progress=progress,
+        )  # fmt: skip
     if oracle is not None and oracle not in ORACLES:
         raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
