@@ -68,15 +68,21 @@ def _sq(x):
 
 
 @njit(cache=True, inline="always")
+def _dist(ax, ay, bx, by):
+    """Distance between the points (ax, ay) and (bx, by)."""
+    return math.sqrt(_sq(ax - bx) + _sq(ay - by))
+
+
+@njit(cache=True, inline="always")
 def _window_dist(x, y, sig, lb, lx, ly, rb, rx, ry, px, py):
     """Path length to point (px, py) through a window: source (x, y) after ``sig``,
     around the left bound (lx, ly) or the right bound (rx, ry) when the point lies
     outside the cone (flags ``lb``/``rb``: the bound exists)."""
     if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-        return sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+        return sig + _dist(x, y, lx, ly) + _dist(px, py, lx, ly)
     if rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-        return sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
-    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
+        return sig + _dist(x, y, rx, ry) + _dist(px, py, rx, ry)
+    return sig + _dist(px, py, x, y)
 
 
 @njit(cache=True, inline="always")
@@ -96,17 +102,13 @@ def _corner_dist(f, i, state, link, corners):
         lx = state[f, 4]
         ly = state[f, 5]
         if _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-            return (
-                sig + math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
-            )
+            return sig + _dist(x, y, lx, ly) + _dist(px, py, lx, ly)
     if (link[f, 3] & 2) != 0:
         rx = state[f, 6]
         ry = state[f, 7]
         if _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-            return (
-                sig + math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
-            )
-    return sig + math.sqrt(_sq(px - x) + _sq(py - y))
+            return sig + _dist(x, y, rx, ry) + _dist(px, py, rx, ry)
+    return sig + _dist(px, py, x, y)
 
 
 @njit(cache=True, inline="always")
@@ -188,11 +190,11 @@ def _move(c, s, tx, ty, x, y):
 def _around(x, y, px, py, lb, lx, ly, rb, rx, ry):
     """Distance from the source (x, y) to (px, py), around a cone bound the point lies
     beyond (the right bound wins when both apply)."""
-    d = math.sqrt(_sq(x - px) + _sq(y - py))
+    d = _dist(x, y, px, py)
     if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-        d = math.sqrt(_sq(x - lx) + _sq(y - ly)) + math.sqrt(_sq(px - lx) + _sq(py - ly))
+        d = _dist(x, y, lx, ly) + _dist(px, py, lx, ly)
     if rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-        d = math.sqrt(_sq(x - rx) + _sq(y - ry)) + math.sqrt(_sq(px - rx) + _sq(py - ry))
+        d = _dist(x, y, rx, ry) + _dist(px, py, rx, ry)
     return d
 
 
@@ -203,7 +205,7 @@ def _bend_behind(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy):
     the cone bounds if it is outside the cone. Returns the new source and sigma."""
     da = _around(x, y, ax, ay, lb, lx, ly, rb, rx, ry)
     db = _around(x, y, bx, by, lb, lx, ly, rb, rx, ry)
-    if da + math.sqrt(_sq(cx - ax) + _sq(cy - ay)) <= db + math.sqrt(_sq(cx - bx) + _sq(cy - by)):
+    if da + _dist(cx, cy, ax, ay) <= db + _dist(cx, cy, bx, by):
         nx = ax
         ny = ay
         nsig = sig + da
@@ -223,6 +225,38 @@ def _old_bound_tighter(x, y, ux, uy, vx, vy):
 
 
 @njit(cache=True, inline="always")
+def _cone_side(x, y, old, opaque, ux, uy, vx, vy, old_is_v):
+    """One side of the cone through a shared edge: ``U -> V`` is that side's edge end
+    and incoming bound in clockwise order (left side: A, then the left bound; right
+    side: the right bound, then B); ``old_is_v`` says which of the two is the incoming
+    bound, which exists when ``old``.
+
+    The incoming bound is kept unless the edge end is ``opaque`` and at least as tight;
+    the side is bounded when it had a bound or its edge end is opaque. Returns
+    ``(bounded, px, py, at_end)``: the bounding point and whether it is the edge end.
+    """
+    if old_is_v:
+        ox = vx
+        oy = vy
+        px = ux
+        py = uy
+    else:
+        ox = ux
+        oy = uy
+        px = vx
+        py = vy
+    bounded = opaque
+    at_end = True
+    if old:
+        bounded = True
+        if not opaque or _old_bound_tighter(x, y, ux, uy, vx, vy):
+            px = ox
+            py = oy
+            at_end = False
+    return bounded, px, py, at_end
+
+
+@njit(cache=True, inline="always")
 def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq):
     """Window through the shared edge A -> B: the edge's cone narrowed by the incoming
     one (flat vertices and convex boundary vertices, ``opq`` bit clear, never narrow
@@ -230,38 +264,15 @@ def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq
 
     Returns ``(x, y, sigma, has_left, lx, ly, has_right, rx, ry)`` of the new window.
     """
-    plx = ax
-    ply = ay
-    prx = bx
-    pry = by
-    lin = True
-    rin = True
-    nlb = False
-    nrb = False
-    if lb:
-        nlb = True
-        # keep the old bound unless A is opaque and at least as tight
-        if (opq & 1) == 0 or _old_bound_tighter(x, y, ax, ay, lx, ly):
-            plx = lx
-            ply = ly
-            lin = False
-    elif (opq & 1) != 0:
-        nlb = True
-    if rb:
-        nrb = True
-        if (opq & 2) == 0 or _old_bound_tighter(x, y, rx, ry, bx, by):
-            prx = rx
-            pry = ry
-            rin = False
-    elif (opq & 2) != 0:
-        nrb = True
+    nlb, plx, ply, lin = _cone_side(x, y, lb, (opq & 1) != 0, ax, ay, lx, ly, True)
+    nrb, prx, pry, rin = _cone_side(x, y, rb, (opq & 2) != 0, rx, ry, bx, by, False)
     if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
         # empty cone: the window misses the edge, bend at the earlier vertex that
         # blocks it
         use_left = not lin
         if (not lin) and (not rin):
-            dl = math.sqrt(_sq(x - plx) + _sq(y - ply)) + math.sqrt(_sq(cx - plx) + _sq(cy - ply))
-            dr = math.sqrt(_sq(x - prx) + _sq(y - pry)) + math.sqrt(_sq(cx - prx) + _sq(cy - pry))
+            dl = _dist(x, y, plx, ply) + _dist(cx, cy, plx, ply)
+            dr = _dist(x, y, prx, pry) + _dist(cx, cy, prx, pry)
             use_left = dl <= dr
         if use_left:
             nx = plx
@@ -269,7 +280,7 @@ def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq
         else:
             nx = prx
             ny = pry
-        nsig = sig + math.sqrt(_sq(x - nx) + _sq(y - ny))
+        nsig = sig + _dist(x, y, nx, ny)
         # the new window starts at the bend, bounded by the edge's opaque ends
         nlb = (opq & 1) != 0
         nrb = (opq & 2) != 0
@@ -283,6 +294,24 @@ def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq
         nsig = sig
     # one return: tuples from several returns can stay LLVM aggregates (slower)
     return nx, ny, nsig, nlb, plx, ply, nrb, prx, pry
+
+
+@njit(cache=True, inline="always")
+def _window(state, link, f):
+    """The window stored in face ``f``: ``(x, y, sigma, has_left, lx, ly, has_right, rx,
+    ry)``, as :func:`_set_window` stores it."""
+    meta = link[f, 3]
+    return (
+        state[f, 0],
+        state[f, 1],
+        state[f, 2],
+        (meta & 1) != 0,
+        state[f, 4],
+        state[f, 5],
+        (meta & 2) != 0,
+        state[f, 6],
+        state[f, 7],
+    )
 
 
 @njit(cache=True, inline="always")
@@ -322,17 +351,9 @@ def _expand(
         f = _pop(cur & mask, head, link)
         count -= 1
         nexp += 1
-        sx0 = state[f, 0]
-        sy0 = state[f, 1]
-        sig = state[f, 2]
-        lx0 = state[f, 4]
-        ly0 = state[f, 5]
-        rx0 = state[f, 6]
-        ry0 = state[f, 7]
-        meta = link[f, 3]
-        lb = (meta & 1) != 0  # the cone has a left bound (point lx0, ly0)
-        rb = (meta & 2) != 0  # ... and a right bound (rx0, ry0)
-        back = (meta >> 2) - 1
+        # source (sx0, sy0) after sig; the cone's left bound (lx0, ly0) if lb, right if rb
+        sx0, sy0, sig, lb, lx0, ly0, rb, rx0, ry0 = _window(state, link, f)
+        back = (link[f, 3] >> 2) - 1
         for i in range(3):
             h = 3 * f + i
             g = hnbr[h]
@@ -368,7 +389,7 @@ def _expand(
                 nx, ny, nsig = _bend_behind(
                     x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy
                 )
-                key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+                key = nsig + _dist(cx, cy, nx, ny)
                 nlb = False
                 nlx = 0.0
                 nly = 0.0
@@ -435,7 +456,7 @@ def _seed(source, corners, vf_off, vf_face, vf_corner, width, nbuckets, state, l
         y = corners[f, c, 1]
         cx = (corners[f, 0, 0] + corners[f, 1, 0] + corners[f, 2, 0]) / 3.0
         cy = (corners[f, 0, 1] + corners[f, 1, 1] + corners[f, 2, 1]) / 3.0
-        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
+        key = _dist(cx, cy, x, y)
         state[f, 0] = x
         state[f, 1] = y
         state[f, 2] = 0.0
@@ -454,15 +475,7 @@ def _vertex_distances(faces, corners, state, link, out):
     for f in range(faces.shape[0]):
         if state[f, 3] == np.inf:
             continue
-        x = state[f, 0]
-        y = state[f, 1]
-        sig = state[f, 2]
-        lb = (link[f, 3] & 1) != 0
-        rb = (link[f, 3] & 2) != 0
-        lx = state[f, 4]
-        ly = state[f, 5]
-        rx = state[f, 6]
-        ry = state[f, 7]
+        x, y, sig, lb, lx, ly, rb, rx, ry = _window(state, link, f)
         for i in range(3):
             v = faces[f, i]
             if sig >= out[v]:
@@ -617,16 +630,7 @@ def group_by_source(hi, lo, nv):
 
 
 @njit(cache=True, parallel=True)
-def pairs_by_source(
-    sources,
-    ptr,
-    perm,
-    targets,
-    result,
-    nchunks,
-    mesh,
-    margin,
-):
+def pairs_by_source(sources, ptr, perm, targets, result, nchunks, mesh, margin):
     """Distances for pairs grouped by source, one field per source, in parallel.
 
     Each field stops early once its own targets are settled (see
@@ -665,30 +669,14 @@ def pairs_by_source(
             stop_t = np.empty(ptr[s + 1] - ptr[s], np.int32)
             for q in range(ptr[s], ptr[s + 1]):
                 stop_t[q - ptr[s]] = targets[perm[q]]
-            geodesic_field(
-                s,
-                *mesh,
-                out,
-                state,
-                link,
-                head,
-                stop_t,
-                margin,
-            )
+            geodesic_field(s, *mesh, out, state, link, head, stop_t, margin)
             for q in range(ptr[s], ptr[s + 1]):
                 k = perm[q]
                 result[k] = out[targets[k]]
 
 
 @njit(cache=True, parallel=True)
-def fill_condensed(
-    table,
-    scale,
-    row_lo,
-    row_hi,
-    nchunks,
-    mesh,
-):
+def fill_condensed(table, scale, row_lo, row_hi, nchunks, mesh):
     """Fill rows ``row_lo:row_hi`` of the quantised condensed distance table.
 
     Entry ``a (a - 1) / 2 + b`` (``a > b``, 0-based) receives
@@ -728,16 +716,7 @@ def fill_condensed(
         for a in range(lo, hi):
             if a == 0:
                 continue
-            geodesic_field(
-                a,
-                *mesh,
-                out,
-                state,
-                link,
-                head,
-                no_targets,
-                0.0,
-            )
+            geodesic_field(a, *mesh, out, state, link, head, no_targets, 0.0)
             base = a * (a - 1) // 2
             for b in range(a):
                 val = out[b]

@@ -29,6 +29,50 @@ def _sq(x: float) -> float:
     return x * x
 
 
+Point = tuple[float, float]
+
+
+def _dist(p: Point, q: Point) -> float:
+    return math.sqrt(_sq(p[0] - q[0]) + _sq(p[1] - q[1]))
+
+
+def _beyond(s: Point, bound: Point | None, p: Point, side: str) -> bool:
+    """Seen from the source ``s``, ``p`` lies outside the cone past its ``side`` bound
+    (``"left"``: counter-clockwise of it, ``"right"``: clockwise); never without one."""
+    if bound is None:
+        return False
+    u = (bound[0] - s[0], bound[1] - s[1])
+    w = (p[0] - s[0], p[1] - s[1])
+    return (_cross(*u, *w) if side == "left" else _cross(*w, *u)) > 0.0
+
+
+def _window_dist(s: Point, sig: float, left: Point | None, right: Point | None, p: Point):
+    """Path length to ``p`` through a window (source ``s`` after ``sig``; cone bounds
+    ``left`` / ``right`` or None): around the first bound it lies beyond, else straight."""
+    for bound, side in ((left, "left"), (right, "right")):
+        if _beyond(s, bound, p, side):
+            return sig + _dist(s, bound) + _dist(p, bound)
+    return sig + _dist(p, s)
+
+
+def _around(s: Point, p: Point, left: Point | None, right: Point | None) -> float:
+    """Distance from ``s`` to ``p``, around a bound it lies beyond (the right one when
+    both apply)."""
+    d = _dist(s, p)
+    for bound, side in ((left, "left"), (right, "right")):
+        if _beyond(s, bound, p, side):
+            d = _dist(s, bound) + _dist(p, bound)
+    return d
+
+
+def _clockwise(s: Point, u: Point, v: Point) -> bool:
+    """Direction ``v - s`` lies strictly clockwise of ``u - s``, beyond collinearity."""
+    t = _cross(u[0] - s[0], u[1] - s[1], v[0] - s[0], v[1] - s[1])
+    nu = _sq(u[0] - s[0]) + _sq(u[1] - s[1])
+    nv = _sq(v[0] - s[0]) + _sq(v[1] - s[1])
+    return t < 0.0 and t * t > _COLINEAR * nu * nv
+
+
 class _BucketQueue:
     """The kernel's bucket queue: LIFO within a bucket, absolute bucket numbers."""
 
@@ -108,7 +152,7 @@ def geodesic_field(
         y = float(corners[f, c, 1])
         cx = (float(corners[f, 0, 0]) + float(corners[f, 1, 0]) + float(corners[f, 2, 0])) / 3.0
         cy = (float(corners[f, 0, 1]) + float(corners[f, 1, 1]) + float(corners[f, 2, 1])) / 3.0
-        key = math.sqrt(_sq(cx - x) + _sq(cy - y))
+        key = _dist((cx, cy), (x, y))
         state[f][:4] = [x, y, 0.0, key]
         bounds[f] = (False, False)
         entry[f] = -1
@@ -139,86 +183,44 @@ def geodesic_field(
                 ry = s * rx0 + c * ry0 + ty
             nlb = nrb = False
             nlx = nly = nrx = nry = 0.0
+            src = (x, y)
+            left = (lx, ly) if lb else None
+            right = (rx, ry) if rb else None
             if _cross(bx - ax, by - ay, x - ax, y - ay) >= 0.0:
                 # source behind the edge: bend at A or B
-                da = math.sqrt(_sq(x - ax) + _sq(y - ay))
-                db = math.sqrt(_sq(x - bx) + _sq(y - by))
-                if lb:
-                    dl = math.sqrt(_sq(x - lx) + _sq(y - ly))
-                    if _cross(lx - x, ly - y, ax - x, ay - y) > 0.0:
-                        da = dl + math.sqrt(_sq(ax - lx) + _sq(ay - ly))
-                    if _cross(lx - x, ly - y, bx - x, by - y) > 0.0:
-                        db = dl + math.sqrt(_sq(bx - lx) + _sq(by - ly))
-                if rb:
-                    dr = math.sqrt(_sq(x - rx) + _sq(y - ry))
-                    if _cross(ax - x, ay - y, rx - x, ry - y) > 0.0:
-                        da = dr + math.sqrt(_sq(ax - rx) + _sq(ay - ry))
-                    if _cross(bx - x, by - y, rx - x, ry - y) > 0.0:
-                        db = dr + math.sqrt(_sq(bx - rx) + _sq(by - ry))
-                if da + math.sqrt(_sq(cx - ax) + _sq(cy - ay)) <= db + math.sqrt(
-                    _sq(cx - bx) + _sq(cy - by)
-                ):
+                da = _around(src, (ax, ay), left, right)
+                db = _around(src, (bx, by), left, right)
+                if da + _dist((cx, cy), (ax, ay)) <= db + _dist((cx, cy), (bx, by)):
                     nx, ny, nsig = ax, ay, sig + da
                 else:
                     nx, ny, nsig = bx, by, sig + db
-                key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+                key = nsig + _dist((cx, cy), (nx, ny))
             else:
                 opq = int(hopq[h])
-                plx, ply, prx, pry = ax, ay, bx, by
-                lin = rin = True
-                if lb:
-                    nlb = True
-                    t = _cross(ax - x, ay - y, lx - x, ly - y)
-                    if (opq & 1) == 0 or (
-                        t < 0.0
-                        and t * t
-                        > _COLINEAR * (_sq(ax - x) + _sq(ay - y)) * (_sq(lx - x) + _sq(ly - y))
-                    ):
-                        plx, ply, lin = lx, ly, False
-                elif opq & 1:
-                    nlb = True
-                if rb:
-                    nrb = True
-                    t = _cross(rx - x, ry - y, bx - x, by - y)
-                    if (opq & 2) == 0 or (
-                        t < 0.0
-                        and t * t
-                        > _COLINEAR * (_sq(rx - x) + _sq(ry - y)) * (_sq(bx - x) + _sq(by - y))
-                    ):
-                        prx, pry, rin = rx, ry, False
-                elif opq & 2:
-                    nrb = True
+                # each side keeps its incoming bound unless the edge end there is opaque
+                # and at least as tight; it is bounded if it was or the end is opaque
+                keep_l = lb and (not opq & 1 or _clockwise(src, (ax, ay), (lx, ly)))
+                keep_r = rb and (not opq & 2 or _clockwise(src, (rx, ry), (bx, by)))
+                nlb, nrb = lb or bool(opq & 1), rb or bool(opq & 2)
+                plx, ply = (lx, ly) if keep_l else (ax, ay)
+                prx, pry = (rx, ry) if keep_r else (bx, by)
+                lin, rin = not keep_l, not keep_r
                 if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
                     use_left = not lin
                     if (not lin) and (not rin):
-                        dl = math.sqrt(_sq(x - plx) + _sq(y - ply)) + math.sqrt(
-                            _sq(cx - plx) + _sq(cy - ply)
-                        )
-                        dr = math.sqrt(_sq(x - prx) + _sq(y - pry)) + math.sqrt(
-                            _sq(cx - prx) + _sq(cy - pry)
-                        )
+                        dl = _dist(src, (plx, ply)) + _dist((cx, cy), (plx, ply))
+                        dr = _dist(src, (prx, pry)) + _dist((cx, cy), (prx, pry))
                         use_left = dl <= dr
                     nx, ny = (plx, ply) if use_left else (prx, pry)
-                    nsig = sig + math.sqrt(_sq(x - nx) + _sq(y - ny))
+                    nsig = sig + _dist(src, (nx, ny))
                     nlb, nrb = bool(opq & 1), bool(opq & 2)
                     nlx, nly, nrx, nry = ax, ay, bx, by
                 else:
                     nx, ny, nsig = x, y, sig
                     nlx, nly, nrx, nry = plx, ply, prx, pry
-                if nlb and _cross(nlx - nx, nly - ny, cx - nx, cy - ny) > 0.0:
-                    key = (
-                        nsig
-                        + math.sqrt(_sq(nx - nlx) + _sq(ny - nly))
-                        + math.sqrt(_sq(cx - nlx) + _sq(cy - nly))
-                    )
-                elif nrb and _cross(cx - nx, cy - ny, nrx - nx, nry - ny) > 0.0:
-                    key = (
-                        nsig
-                        + math.sqrt(_sq(nx - nrx) + _sq(ny - nry))
-                        + math.sqrt(_sq(cx - nrx) + _sq(cy - nry))
-                    )
-                else:
-                    key = nsig + math.sqrt(_sq(cx - nx) + _sq(cy - ny))
+                nleft = (nlx, nly) if nlb else None
+                nright = (nrx, nry) if nrb else None
+                key = _window_dist((nx, ny), nsig, nleft, nright, (cx, cy))
             if key * _IMPROVE < state[g][3]:
                 state[g] = [nx, ny, nsig, key, nlx, nly, nrx, nry]
                 bounds[g] = (nlb, nrb)
@@ -230,26 +232,14 @@ def geodesic_field(
         if key == inf:
             continue
         lb, rb = bounds[f]
+        left = (lx, ly) if lb else None
+        right = (rx, ry) if rb else None
         for i in range(3):
             v = int(faces[f, i])
             if sig >= out[v]:
                 continue
-            px = float(corners[f, i, 0])
-            py = float(corners[f, i, 1])
-            if lb and _cross(lx - x, ly - y, px - x, py - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - lx) + _sq(y - ly))
-                    + math.sqrt(_sq(px - lx) + _sq(py - ly))
-                )
-            elif rb and _cross(px - x, py - y, rx - x, ry - y) > 0.0:
-                dd = (
-                    sig
-                    + math.sqrt(_sq(x - rx) + _sq(y - ry))
-                    + math.sqrt(_sq(px - rx) + _sq(py - ry))
-                )
-            else:
-                dd = sig + math.sqrt(_sq(px - x) + _sq(py - y))
+            corner = (float(corners[f, i, 0]), float(corners[f, i, 1]))
+            dd = _window_dist((x, y), sig, left, right, corner)
             if dd < out[v]:
                 out[v] = dd
     eu = np.sqrt(((vertices - vertices[source]) ** 2).sum(axis=1))
