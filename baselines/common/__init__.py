@@ -7,6 +7,7 @@
 - :mod:`.losses`: the DensePose I/U/V losses.
 - :mod:`.train`: seeding, device, checkpoints, loss log, LR schedule, a training loop.
 - :mod:`.predict`: model outputs -> dpeval records -> prediction files.
+- :mod:`.cli`: the command-line options both baselines' ``__main__`` modules declare.
 
 Nothing here needs torchvision or timm; dpeval itself never imports this package.
 """

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..common.cli import add_overrides, add_run_options, config_overrides, pick
 from ..common.train import default_checkpoint_dir
 
 
@@ -26,16 +27,10 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="checkpoint directory (default ~/.cache/dpeval/baselines/fcn-<config>)",
     )
-    t.add_argument("--iters", type=int, help="override the config's iteration count")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--workers", type=int)
+    add_overrides(t, iters_help="override the config's iteration count")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-images", type=int)
-    t.add_argument("--time-budget", type=float, help="training seconds (LR schedule over them)")
-    t.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/model.pt")
+    add_run_options(t)
     q = sub.add_parser("predict", help="write instance results (and dense maps)")
     q.add_argument("--ckpt", required=True, type=Path, help="checkpoint directory")
     q.add_argument("--data", required=True, type=Path, help="dataset root")
@@ -56,33 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# options passed on to train() / predict() as they are
+_TRAIN_OPTIONS = ("split", "annotations", "device", "seed", "max_images", "resume")
+_PREDICT_OPTIONS = ("split", "dense_out", "annotations", "device", "threads", "min_area",
+                    "max_dets", "max_images")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "train":
         from .config import get_config
         from .train import train
 
-        cfg = get_config(
-            args.config,
-            iters=args.iters,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            workers=args.workers,
-            threads=args.threads,
-            time_budget=args.time_budget,
-        )
+        cfg = get_config(args.config, **config_overrides(args))
         out = args.out or default_checkpoint_dir("fcn", args.config)
-        res = train(
-            cfg,
-            args.data,
-            out,
-            split=args.split,
-            annotations=args.annotations,
-            device=args.device,
-            seed=args.seed,
-            max_images=args.max_images,
-            resume=args.resume,
-        )
+        res = train(cfg, args.data, out, **pick(args, *_TRAIN_OPTIONS))
         h = res.history
         if not h:
             print(f"nothing to do: {res.checkpoint} has finished its schedule")
@@ -103,15 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ckpt,
         args.data,
         args.out,
-        split=args.split,
-        dense_out=args.dense_out,
-        annotations=args.annotations,
         image_dir=args.images,
-        device=args.device,
-        threads=args.threads,
-        min_area=args.min_area,
-        max_dets=args.max_dets,
-        max_images=args.max_images,
+        **pick(args, *_PREDICT_OPTIONS),
     )
     print(
         f"{res.n_instances} instances on {res.n_images} images in {res.seconds:.1f} s "

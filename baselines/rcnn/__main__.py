@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from baselines.common.cli import add_overrides, add_run_options, config_overrides, pick
 from baselines.common.train import default_checkpoint_dir
 
 from .config import CONFIGS, get_config
@@ -32,16 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--out", help="checkpoint directory (default ~/.cache/dpeval/baselines/rcnn-CONFIG)"
     )
-    t.add_argument("--iters", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--workers", type=int)
+    add_overrides(t)
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, help="CPU threads (config default; 0 = torch's)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-images", type=int)
-    t.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/model.pt")
-    t.add_argument("--time-budget", type=float, help="training seconds (LR schedule over them)")
+    add_run_options(t)
     q = sub.add_parser("predict", help="write a challenge results JSON")
     q.add_argument("--ckpt", required=True, help="checkpoint directory")
     q.add_argument("--data", required=True, help="dataset root")
@@ -58,22 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# options passed on to train() / predict() as they are
+_TRAIN_OPTIONS = ("split", "annotations", "image_dir", "device", "seed", "max_images", "resume")
+_PREDICT_OPTIONS = ("split", "annotations", "image_dir", "score_threshold", "max_dets", "device",
+                    "threads", "batch_size", "max_images")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
     if args.command == "train":
         from .train import train
 
-        cfg = get_config(
-            args.config, iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-            workers=args.workers, threads=args.threads, time_budget=args.time_budget,
-        )  # fmt: skip
+        cfg = get_config(args.config, **config_overrides(args))
         out = args.out or default_checkpoint_dir("rcnn", args.config)
-        r = train(
-            cfg, args.data, out, split=args.split, annotations=args.annotations,
-            image_dir=args.image_dir, device=args.device, seed=args.seed,
-            max_images=args.max_images, resume=args.resume,
-        )  # fmt: skip
+        r = train(cfg, args.data, out, **pick(args, *_TRAIN_OPTIONS))
         if not r.losses:
             print(f"nothing to do: {out} has finished its schedule")
             return 0
@@ -86,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .predict import predict
 
-    r = predict(
-        args.ckpt, args.data, args.out, split=args.split, annotations=args.annotations,
-        image_dir=args.image_dir, score_threshold=args.score_threshold,
-        max_dets=args.max_dets, device=args.device, threads=args.threads,
-        batch_size=args.batch_size, max_images=args.max_images,
-    )  # fmt: skip
+    r = predict(args.ckpt, args.data, args.out, **pick(args, *_PREDICT_OPTIONS))
     print(
         f"wrote {r.n_detections} detections on {r.n_images} images to {r.path} in {r.seconds:.1f} s"
     )
