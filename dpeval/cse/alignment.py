@@ -15,7 +15,6 @@ fraction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from .._typing import PathLike
 from ..errors import FormatError, ParamsError
 from ..params import KAPPA_PAPER
-from .meshes import MeshBank
+from .meshes import MeshBank, read_json
 
 __all__ = ["AlignmentResult", "load_keyvertices", "mesh_alignment"]
 
@@ -62,12 +61,7 @@ class AlignmentResult:
 def load_keyvertices(path: PathLike) -> dict[str, dict[str, int]]:
     """Read ``{mesh: {name: vertex id}}`` JSON."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise FormatError(f"{p}: key-vertex file not found") from None
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{p}: not JSON ({e.msg}, line {e.lineno})") from None
+    doc = read_json(p, "key-vertex file")
     if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
         raise FormatError(f"{p}: expected {{mesh: {{keyvertex name: vertex id}}}}")
     out = {}

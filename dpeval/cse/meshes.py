@@ -39,7 +39,18 @@ __all__ = [
     "load_mesh",
     "load_vertex_embeddings",
     "parse_named",
+    "read_json",
 ]
+
+
+def read_json(p: Path, what: str) -> Any:
+    """The JSON document in file ``p``; ``what`` names the file when it is missing."""
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{p}: {what} not found") from None
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{p}: not JSON ({e.msg}, line {e.lineno})") from None
 
 
 @dataclass(eq=False)
@@ -333,12 +344,7 @@ class MeshBank:
         self._ck: dict[str, np.ndarray] | None = None
 
     def _read_registry(self, p: Path) -> None:
-        try:
-            doc = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise FormatError(f"{p}: mesh registry not found") from None
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{p}: not JSON ({e.msg}, line {e.lineno})") from None
+        doc = read_json(p, "mesh registry")
         if not isinstance(doc, dict):
             raise FormatError(f"{p}: expected an object mapping mesh names to files")
         for name, entry in doc.items():

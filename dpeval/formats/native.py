@@ -211,21 +211,13 @@ def load_native(path: PathLike, *, validate_all: bool = False) -> Predictions:
             )
         if validate_all:
             loader()
-    digest = _sha256(path)
-    if kind == "instances":
-        return Predictions(
-            "instances",
-            detections=tuple(items),
-            format=NATIVE_FORMAT,  # type: ignore[arg-type]
-            source=name,
-            sha256=digest,
-        )
+    records = {"detections" if kind == "instances" else "dense": tuple(items)}
     return Predictions(
-        "dense",
-        dense=tuple(items),
+        kind,  # type: ignore[arg-type]
         format=NATIVE_FORMAT,  # type: ignore[arg-type]
         source=name,
-        sha256=digest,
+        sha256=_sha256(path),
+        **records,  # type: ignore[arg-type]
     )
 
 
