@@ -14,14 +14,23 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ._typing import PathLike
 
-__all__ = ["atomic_write", "cache_dir", "load_npy", "save_npy_atomic", "write_atomic"]
+__all__ = [
+    "atomic_write",
+    "cache_dir",
+    "content_key",
+    "load_npy",
+    "memo_npy",
+    "save_npy_atomic",
+    "write_atomic",
+]
 
 
 def cache_dir() -> Path:
@@ -124,3 +133,36 @@ def load_npy(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray 
     except (OSError, ValueError):
         return None
     return a if a.shape == shape and a.dtype == dtype else None
+
+
+def content_key(parts: Iterable[bytes | str | np.ndarray]) -> str:
+    """A sha256 hex digest of everything a derived result depends on (arrays by dtype,
+    shape and bytes; text as UTF-8), for content-addressed cache entries."""
+    h = hashlib.sha256(b"dpeval-content-key-v1")
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            a = np.ascontiguousarray(part)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(memoryview(a).cast("B"))
+        else:
+            h.update(part.encode("utf-8") if isinstance(part, str) else bytes(part))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def memo_npy(
+    kind: str, key: str, shape: tuple[int, ...], dtype: np.dtype, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """``compute()``, remembered in ``cache_dir()/kind/<key>.npy`` across runs.
+
+    ``key`` must be a :func:`content_key` of every input of ``compute`` (the entry is
+    never invalidated otherwise). A cached file of another shape or dtype is ignored and
+    rewritten; a cache that cannot be written only costs the recomputation.
+    """
+    path = cache_dir() / kind / f"{key[:40]}.npy"
+    found = load_npy(path, shape, np.dtype(dtype))
+    if found is not None:
+        return found
+    out = np.asarray(compute())
+    save_npy_atomic(path, out)
+    return out

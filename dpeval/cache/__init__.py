@@ -10,7 +10,10 @@ there is derived data only, each entry keyed by a template checksum and a versio
   (:attr:`dpeval.template.BodyTemplate.uv8_lut`);
 * ``official/<key>/Pdist_matrix.npy`` (+ ``.json``): an official ``Pdist_matrix``
   converted once to a memory-mappable array (:mod:`dpeval.template.official`);
-* ``baselines/``: derived arrays of the baseline models.
+* ``baselines/``: derived arrays of the baseline models;
+* ``gt/``: per ground-truth content (keyed by a sha256 of the inputs themselves): the
+  template vertex of every GT point and the marker of validated ``dp_masks`` RLEs, so a
+  second run against the same ground truth skips both (:func:`dpeval._io.memo_npy`).
 
 :func:`clear_cache` removes only these entries (and leftover temporary files of
 interrupted writes), never anything else a user may have put in the directory.
@@ -32,7 +35,7 @@ __all__ = ["CacheEntry", "build_cache", "cache_entries", "clear_cache"]
 
 log = logging.getLogger(__name__)
 
-KINDS = ("geodesic", "lut", "official", "baselines", "partial")
+KINDS = ("geodesic", "lut", "official", "baselines", "gt", "partial")
 """Kinds of cache entries, in the order :func:`cache_entries` lists them."""
 
 
@@ -113,6 +116,10 @@ def cache_entries(root: PathLike | None = None) -> list[CacheEntry]:
     if (d / "baselines").is_dir():
         b = d / "baselines"
         out.append(CacheEntry("baselines", b, _size(b), f"{sum(1 for _ in b.iterdir())} files"))
+    if (d / "gt").is_dir():
+        g = d / "gt"
+        n = sum(1 for _ in g.rglob("*.npy"))
+        out.append(CacheEntry("gt", g, _size(g), f"{n} ground-truth derived arrays"))
     for tmp in sorted(d.rglob(".*.tmp")):
         out.append(CacheEntry("partial", tmp, _size(tmp), "interrupted write"))
     return out

@@ -1,9 +1,16 @@
-"""Stage 4 (matching): the Numba kernel of :mod:`dpeval.evaluation.match`.
+"""Stage 4 (evaluation): the Numba kernels of :mod:`dpeval.evaluation`.
 
 :func:`greedy_match` runs DensePose's greedy matching of one image; it trusts its
 input (the wrapper :func:`dpeval.evaluation.match.match_image` sorts the GTs and passes
 C-contiguous float64/bool arrays). Its slow twin of the same name, the pycocotools
 loops written out, is in :mod:`dpeval.evaluation._reference`.
+
+:func:`resize_above` is the challenge2019 GT mask step of
+:mod:`dpeval.evaluation.masks`: the OpenCV-style bilinear resize of a 256x256 label map,
+thresholded, in one pass without float temporaries. It does the same float64 operations
+in the same order as :func:`~dpeval.evaluation.masks.resize_linear_halfpixel` (no fused
+multiply-add: Numba does not contract without ``fastmath``), so its pixels are the same
+bit for bit; its twin is in :mod:`dpeval.evaluation._reference`.
 """
 
 from __future__ import annotations
@@ -85,3 +92,47 @@ def greedy_match(sim, ig, crowd, thresholds, box, use_box, fallback_iou):
                     match_gt[last, d] = m
                     gt_matched[last, m] = True
     return matched, match_gt, dt_ig
+
+
+@njit(cache=True, inline="always")
+def _axis(n_out, n_in):
+    """Source index pair and weight of each output pixel along one axis."""
+    scale = 1.0 / (n_out / n_in)
+    i0 = np.empty(n_out, np.int64)
+    i1 = np.empty(n_out, np.int64)
+    w1 = np.empty(n_out, np.float64)
+    for d in range(n_out):
+        f = (d + 0.5) * scale - 0.5
+        k = np.int64(np.floor(f))
+        w = f - k
+        if k < 0:
+            k, w = 0, 0.0
+        if k >= n_in - 1:
+            k, w = n_in - 1, 0.0
+        i0[d], i1[d], w1[d] = k, min(k + 1, n_in - 1), w
+    return i0, i1, w1
+
+
+@njit(cache=True)
+def resize_above(src, out_h, out_w, threshold):
+    """``resize_linear_halfpixel(src, out_h, out_w) > threshold`` as a (out_h, out_w) bool.
+
+    Parameters
+    ----------
+    src : (H, W) float64, C-contiguous
+    out_h, out_w : int
+        Output size, >= 1.
+    threshold : float
+    """
+    r0, r1, wr = _axis(out_h, src.shape[0])
+    c0, c1, wc = _axis(out_w, src.shape[1])
+    rows = np.empty((src.shape[0], out_w))
+    for i in range(src.shape[0]):
+        for j in range(out_w):
+            rows[i, j] = src[i, c0[j]] * (1 - wc[j]) + src[i, c1[j]] * wc[j]
+    out = np.empty((out_h, out_w), np.bool_)
+    for i in range(out_h):
+        a, b, w = r0[i], r1[i], wr[i]
+        for j in range(out_w):
+            out[i, j] = rows[a, j] * (1 - w) + rows[b, j] * w > threshold
+    return out

@@ -1,4 +1,4 @@
-"""Stage 4 (matching): slow twin of :mod:`dpeval.evaluation._kernels` (used by the tests)."""
+"""Stage 4 (evaluation): slow twins of :mod:`dpeval.evaluation._kernels` (used by the tests)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,10 @@ def greedy_match(
                     matched[last, d], match_gt[last, d] = True, m
                     gt_matched[last, m] = True
     return matched, match_gt, dt_ig
+
+
+def resize_above(src: np.ndarray, out_h: int, out_w: int, threshold: float) -> np.ndarray:
+    """Twin of the kernel: the NumPy resize of :mod:`dpeval.evaluation.masks`, thresholded."""
+    from .masks import resize_linear_halfpixel
+
+    return resize_linear_halfpixel(src, out_h, out_w) > threshold

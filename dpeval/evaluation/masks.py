@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ._kernels import resize_above
+
 __all__ = [
     "BoxMask",
     "decode_rle",
@@ -117,12 +119,11 @@ def decode_rle(rle: Any) -> np.ndarray:
 def _label_map(dp_masks: tuple[Any, ...]) -> np.ndarray:
     """256x256 float64 part labels: part k = k, a later part overwrites an earlier one."""
     present = [(k, rle) for k, rle in enumerate(dp_masks, start=1) if rle]
-    label = np.zeros((_GRID, _GRID), dtype=np.float64)
     if not present:
-        return label
-    stack = decode_rle([rle for _, rle in present])  # (256, 256, n), one call
-    ids = np.array([k for k, _ in present], dtype=np.float64)
-    return np.max(np.where(stack > 0, ids, 0.0), axis=2)
+        return np.zeros((_GRID, _GRID), dtype=np.float64)
+    stack = decode_rle([rle for _, rle in present])  # (256, 256, n) uint8, one call
+    ids = np.array([k for k, _ in present], dtype=np.uint8)  # increasing: max = last
+    return np.ascontiguousarray(np.max(np.minimum(stack, 1) * ids, axis=2), dtype=np.float64)
 
 
 def gt_mask(
@@ -141,7 +142,7 @@ def gt_mask(
         iw, ih = int(w), int(h)
         if iw <= 0 or ih <= 0:
             return BoxMask.empty()
-        m = resize_linear_halfpixel(_label_map(dp_masks), ih, iw) > 0.5
+        m = resize_above(_label_map(dp_masks), ih, iw, 0.5)
         return _place(m, int(x), int(y), img_w, img_h)
     if dp_masks:
         from scipy.ndimage import zoom

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._io import content_key, memo_npy
 from ..errors import ParamsError
 from ..formats.model import GroundTruth, Predictions
 from ..params import KAPPA_PAPER, KAPPA_PER_PART, MAX_DETS
@@ -160,7 +161,14 @@ def _gt_points(gt: GroundTruth, template: BodyTemplate) -> _GtPoints:
         start[i], stop[i] = pos, pos + a.n_points
         pos += a.n_points
     part = _concat(parts, np.int64)
-    vertex = template.closest_vertices(part, _concat(us, np.float64), _concat(vs, np.float64))
+    u, v = _concat(us, np.float64), _concat(vs, np.float64)
+    vertex = memo_npy(
+        "gt",
+        content_key(["gt-vertices", template.checksum, part, u, v]),
+        part.shape,
+        np.dtype(np.int64),
+        lambda: template.closest_vertices(part, u, v),
+    )
     return _GtPoints(
         start,
         stop,

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import content_key, memo_npy
 from .._typing import PathLike
 from ._rle import invalid_rle_strings, valid_run_list
 from ._validate import (
@@ -466,17 +467,27 @@ def _check_rles(people: list[GtPerson], name: str) -> None:
         if m is not None and isinstance(m["counts"], (str, bytes))
     ]
     raw = [c.encode("utf-8") if isinstance(c, str) else c for _, _, c in found]
-    bad = invalid_rle_strings(raw, MASK_SIZE[0] * MASK_SIZE[1])
-    if bad:
-        person, k, _ = found[bad[0]]
-        more = f" ({len(bad)} invalid dp_masks entries in the file)" if len(bad) > 1 else ""
-        raise fail(
-            f"{name}: annotation {person.index} (id={person.id})",
-            f"dp_masks[{k}] is not a valid RLE of a 256x256 mask (its runs do not add up to "
-            f"65536 pixels, or the counts string is truncated or garbled){more}",
-            "re-encode the part masks with pycocotools.mask.encode, or leave the entry "
-            "empty for an absent part",
-        )
+    n_pixels = MASK_SIZE[0] * MASK_SIZE[1]
+
+    def check() -> np.ndarray:
+        bad = invalid_rle_strings(raw, n_pixels)
+        if bad:
+            person, k, _ = found[bad[0]]
+            more = f" ({len(bad)} invalid dp_masks entries in the file)" if len(bad) > 1 else ""
+            raise fail(
+                f"{name}: annotation {person.index} (id={person.id})",
+                f"dp_masks[{k}] is not a valid RLE of a 256x256 mask (its runs do not add up "
+                f"to 65536 pixels, or the counts string is truncated or garbled){more}",
+                "re-encode the part masks with pycocotools.mask.encode, or leave the entry "
+                "empty for an absent part",
+            )
+        return np.zeros(0, np.int64)  # the marker of a passed check
+
+    if not raw:
+        return
+    lengths = np.fromiter((len(c) for c in raw), dtype=np.int64, count=len(raw))
+    key = content_key(["rle-valid", str(n_pixels), lengths, b"".join(raw)])
+    memo_npy("gt", key, (0,), np.dtype(np.int64), check)  # the same strings pass once
 
 
 def _check_categories(

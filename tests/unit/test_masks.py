@@ -47,6 +47,26 @@ def test_resize_equals_pixel_by_pixel_reference(shape):
     np.testing.assert_array_equal(resize_linear_halfpixel(src, *shape), naive_resize(src, *shape))
 
 
+def test_resize_kernel_equals_its_numpy_twin_bit_for_bit():
+    """The Numba threshold kernel must give the NumPy resize's pixels exactly, also on
+    values that land within 1e-13 of the threshold (label maps of overlapping parts)."""
+    from dpeval.evaluation import _kernels, _reference
+
+    rng = np.random.default_rng(7)
+    for t in range(300):
+        src = np.zeros((256, 256))
+        for k in range(1, 15):
+            y0, x0 = rng.integers(0, 200, 2)
+            src[y0 : y0 + rng.integers(3, 90), x0 : x0 + rng.integers(3, 90)] = k
+        if t % 4 == 0:
+            src = rng.random((256, 256)) * 24
+        h, w = (int(v) for v in rng.integers(1, 500, 2))
+        for thr in (0.5, 7.25):
+            np.testing.assert_array_equal(
+                _kernels.resize_above(src, h, w, thr), _reference.resize_above(src, h, w, thr)
+            )
+
+
 def rle(m: np.ndarray) -> dict:
     r = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
     r["counts"] = r["counts"].decode("ascii")
