@@ -192,13 +192,19 @@ def _build(doc: Any, name: str, digest: str) -> GroundTruth:
     )
 
 
-def _image(rec: Any, where: str, index: int) -> ImageInfo:
+def _record_id(rec: Any, where: str, what: str, fix: str) -> tuple[int, str]:
+    """The ``id`` of an image or annotation object ``what``, and ``where`` naming it;
+    ``fix`` says what to do when it has none."""
     if not isinstance(rec, dict):
-        raise fail(where, f"is a {type(rec).__name__}", "expected an image object")
+        raise fail(where, f"is a {type(rec).__name__}", f"expected an {what} object")
     if "id" not in rec:
-        raise fail(where, "has no 'id'", "every image needs an integer id")
-    image_id = as_int(rec["id"], where, "id")
-    where = f"{where} (id={image_id})"
+        raise fail(where, "has no 'id'", fix)
+    rec_id = as_int(rec["id"], where, "id")
+    return rec_id, f"{where} (id={rec_id})"
+
+
+def _image(rec: Any, where: str, index: int) -> ImageInfo:
+    image_id, where = _record_id(rec, where, "image", "every image needs an integer id")
     size = []
     for key in ("height", "width"):
         if key not in rec:
@@ -258,12 +264,8 @@ def _annotation(
     rec: Any, name: str, index: int, images: dict[int, ImageInfo], tally: WarningTally
 ) -> GtPerson:
     where = f"{name}: annotation {index}"
-    if not isinstance(rec, dict):
-        raise fail(where, f"is a {type(rec).__name__}", "expected an annotation object")
-    if "id" not in rec:
-        raise fail(where, "has no 'id'", "every annotation needs a unique integer id")
-    ann_id = as_int(rec["id"], where, "id")
-    where = f"{where} (id={ann_id})"
+    fix = "every annotation needs a unique integer id"
+    ann_id, where = _record_id(rec, where, "annotation", fix)
     for key in ("image_id", "category_id", "bbox"):
         if key not in rec:
             raise fail(where, f"has no {key!r}", "annotations need image_id, category_id, bbox")
