@@ -43,6 +43,14 @@ from PIL import Image
 
 from .._typing import PathLike
 from ..errors import FormatError
+
+try:  # ISA-L's inflate: the same streams, about 2.5x less CPU than zlib's
+    from isal import isal_zlib as _inflate
+
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate.error)
+except ImportError:  # pragma: no cover - isal is a dependency; zlib where it cannot install
+    _inflate = zlib  # type: ignore[assignment]
+    _INFLATE_ERRORS = (zlib.error,)
 from ._validate import WarningTally, check_parts, fail
 from .model import DenseMap, ImageInfo, Predictions
 
@@ -204,7 +212,7 @@ def check_png_stream(png: bytes, where: str) -> tuple[int, int]:
         raise corrupt("no IEND chunk: the file is truncated")
     if not idat:
         raise corrupt("no IDAT chunk: no pixel data")
-    inflate = zlib.decompressobj()
+    inflate = _inflate.decompressobj()
     total = 0
     data = b"".join(idat)
     try:
@@ -215,7 +223,7 @@ def check_png_stream(png: bytes, where: str) -> tuple[int, int]:
                 raise corrupt(f"pixel data longer than the {height}x{width} header")
             data = inflate.unconsumed_tail
         total += len(inflate.flush())
-    except zlib.error as e:
+    except _INFLATE_ERRORS as e:
         raise corrupt(f"zlib: {e}") from None
     if not inflate.eof:
         raise corrupt("the zlib stream of the pixel data ends early")
