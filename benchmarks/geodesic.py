@@ -7,8 +7,16 @@ pairs: every (source, vertex) pair of ``--sources`` exact fields. Then the cold
 all-pairs table build, a warm 10 M pair lookup and the peak RSS.
 
     python benchmarks/geodesic.py [--mesh mesh.npz|.obj] [--sources 8] [--quick]
+    python benchmarks/geodesic.py --official-size [--sources 4] [--skip-table]
 
 "(ext.)" marks numbers extrapolated from a measured per-field time.
+
+``--official-size`` (issue 14) prints instead one row per mesh, each measured in a fresh
+process: the open template and a 27,554-vertex refinement of it (the official
+SMPL-subdivision size; see :func:`split_longest_edges`), with the time of one field and
+of 1k pairs, the engine's error against exact MMP, the cold all-pairs table build, the
+table size policy, the peak RSS, and the ratios between the two meshes. Results on the
+project machine: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -53,6 +61,70 @@ def load_mesh(path: str | None):
     return np.asarray(m.vertices, np.float64), np.asarray(m.faces, np.int64), None
 
 
+OFFICIAL_NV = 27_554
+"""Merged vertices of DensePose's SMPL subdivision (``smpl_27554``)."""
+
+
+def split_longest_edges(v: np.ndarray, f: np.ndarray, n_target: int):
+    """A partial one-step midpoint subdivision with exactly ``n_target`` vertices.
+
+    The ``n_target - V`` longest edges get their midpoint (an edge is split for both of
+    its faces, so the result is conforming: no T-junctions); a face with 1, 2 or 3 split
+    edges becomes 2, 3 (the quad cut along its shorter diagonal) or 4 triangles,
+    orientation kept. The surface is unchanged (exact geodesics equal the original
+    mesh's at the original vertices); on the closed open template (13,380 vertices,
+    40,134 edges) splitting 14,174 edges gives 27,554 vertices and 55,104 faces, the
+    counts of the official mesh. A full one-step subdivision would give 53,514.
+    """
+    nv, nf = len(v), len(f)
+    k = n_target - nv
+    half = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    uniq, inv = np.unique(np.sort(half, axis=1), axis=0, return_inverse=True)
+    if not 0 <= k <= len(uniq):
+        raise SystemExit(f"cannot reach {n_target} vertices from {nv} with {len(uniq)} edges")
+    length = np.linalg.norm(v[uniq[:, 0]] - v[uniq[:, 1]], axis=1)
+    chosen = np.argsort(-length, kind="stable")[:k]
+    mid = np.full(len(uniq), -1, np.int64)
+    mid[chosen] = nv + np.arange(k)
+    verts = np.vstack([v, 0.5 * (v[uniq[chosen, 0]] + v[uniq[chosen, 1]])])
+    m = mid[inv.reshape(-1)].reshape(3, nf).T  # m[i, j]: midpoint of edge (f[i,j], f[i,j+1])
+
+    def d2(i: int, j: int) -> float:
+        return float(((verts[i] - verts[j]) ** 2).sum())
+
+    out: list[list[int]] = []
+    for face, mids in zip(f.tolist(), m.tolist(), strict=True):
+        split = [j for j in range(3) if mids[j] >= 0]
+        if not split:
+            out.append(face)
+            continue
+        if len(split) == 3:
+            a, b, c = face
+            ab, bc, ca = mids
+            out += [[a, ab, ca], [ab, b, bc], [ca, bc, c], [ab, bc, ca]]
+            continue
+        # rotate so that edge (a, b) is split (and (b, c) too when two are)
+        r = split[0] if len(split) == 1 else ({0, 1, 2} - set(split)).pop() + 1
+        a, b, c = (face * 2)[r % 3 : r % 3 + 3]
+        ab, bc, _ = (mids * 2)[r % 3 : r % 3 + 3]
+        if len(split) == 1:
+            out += [[a, ab, c], [ab, b, c]]
+        elif d2(a, bc) <= d2(ab, c):
+            out += [[ab, b, bc], [a, ab, bc], [a, bc, c]]
+        else:
+            out += [[ab, b, bc], [a, ab, c], [ab, bc, c]]
+    return verts, np.asarray(out, np.int64)
+
+
+def print_machine() -> None:
+    import numba
+
+    print("== machine")
+    print(f"cpu cores (os.cpu_count): {os.cpu_count()}; numba threads: {numba.get_num_threads()}")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    print(f"{platform.processor() or platform.machine()}; load average {os.getloadavg()}")
+
+
 def errors(est: np.ndarray, truth: np.ndarray) -> tuple[str, str]:
     far = truth > 0.02
     rel = np.abs(est[far] - truth[far]) / truth[far]
@@ -69,10 +141,25 @@ def main() -> int:
     ap.add_argument("--sources", type=int, default=8, help="exact MMP fields for the accuracy set")
     ap.add_argument("--quick", action="store_true", help="skip the 1 M pair and table runs")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--official-size",
+        action="store_true",
+        help=f"rows for the open template and a {OFFICIAL_NV:,}-vertex refinement of it",
+    )
+    ap.add_argument(
+        "--skip-table",
+        action="store_true",
+        help="with --official-size: extrapolate the open template's table build too",
+    )
     ap.add_argument("--table-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--size-row", choices=("open", "official"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.table_only:
         return table_only(args)
+    if args.size_row:
+        return size_row(args)
+    if args.official_size:
+        return official_size(args)
 
     import numba
 
@@ -83,10 +170,7 @@ def main() -> int:
     v, f, template = load_mesh(args.mesh)
     nv = len(v)
     rng = np.random.default_rng(0)
-    print("== machine")
-    print(f"cpu cores (os.cpu_count): {os.cpu_count()}; numba threads: {numba.get_num_threads()}")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
-    print(f"{platform.processor() or platform.machine()}; load average {os.getloadavg()}")
+    print_machine()
     print(f"mesh: {args.mesh or 'open template'}: {nv} vertices, {len(f)} faces")
 
     # ---------------------------------------------------------------- setup / compile
@@ -154,28 +238,12 @@ def main() -> int:
         t0 = time.perf_counter()
         solver.pairs(a1m, b1m)
         t_1m, ext = time.perf_counter() - t0, False
-    add(
-        "dpeval engine (face windows, 2 threads for batches)",
-        t_setup,
-        t_field,
-        t_1k,
-        t_1m,
-        est,
-        False,
-        ext,
-    )
+    name = "dpeval engine (face windows, 2 threads for batches)"
+    add(name, t_setup, t_field, t_1k, t_1m, est, False, ext)
 
     # exact MMP
-    add(
-        "pygeodesic exact MMP (1 thread)",
-        t_exact_setup,
-        t_exact_field,
-        n_src_1k * t_exact_field,
-        n_src_1m * t_exact_field,
-        None,
-        True,
-        True,
-    )
+    name, t_ex = "pygeodesic exact MMP (1 thread)", t_exact_field
+    add(name, t_exact_setup, t_ex, n_src_1k * t_ex, n_src_1m * t_ex, None, True, True)
 
     # potpourri3d heat
     import potpourri3d as pp3d
@@ -193,16 +261,8 @@ def main() -> int:
     for s in hs:
         heat.compute_distance(int(s))
     t_heat_1k = time.perf_counter() - t0
-    add(
-        "potpourri3d heat method (1 thread)",
-        t_heat_setup,
-        t_heat,
-        t_heat_1k,
-        n_src_1m * t_heat,
-        est,
-        False,
-        True,
-    )
+    name = "potpourri3d heat method (1 thread)"
+    add(name, t_heat_setup, t_heat, t_heat_1k, n_src_1m * t_heat, est, False, True)
 
     # scipy dijkstra on edges
     import scipy.sparse as sp
@@ -221,16 +281,8 @@ def main() -> int:
     t0 = time.perf_counter()
     dijkstra(g, directed=False, indices=np.unique(np.maximum(a1k, b1k)))
     t_dij_1k = time.perf_counter() - t0
-    add(
-        "scipy Dijkstra on edges (1 thread)",
-        t_dij_setup,
-        t_dij,
-        t_dij_1k,
-        n_src_1m * t_dij,
-        est,
-        False,
-        True,
-    )
+    name = "scipy Dijkstra on edges (1 thread)"
+    add(name, t_dij_setup, t_dij, t_dij_1k, n_src_1m * t_dij, est, False, True)
 
     print(
         f"\n== time and accuracy vs exact MMP ({args.sources} sources x all vertices; "
@@ -323,6 +375,152 @@ def table_only(args: argparse.Namespace) -> int:
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+def size_mesh(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    v, f, _ = load_mesh(None)
+    return (v, f) if kind == "open" else split_longest_edges(v, f, OFFICIAL_NV)
+
+
+def size_row(args: argparse.Namespace) -> int:
+    """One --official-size row, in a fresh process (so its peak RSS is its own): prints
+    one JSON line. The field time is measured by the parent, both meshes alternating."""
+    import json
+
+    import numba
+    import pygeodesic.geodesic as pyg
+
+    from dpeval.geodesic import CACHE_LIMIT_BYTES, GeodesicSolver
+
+    v, f = size_mesh(args.size_row)
+    nv = len(v)
+    rng = np.random.default_rng(0)
+    solver = GeodesicSolver.from_mesh(v, f, cache=False, threads=args.threads)
+    solver.field(0)  # compile / load kernels outside the timings
+    src = rng.choice(nv, args.sources, replace=False)
+    exact = pyg.PyGeodesicAlgorithmExact(v, f.astype(np.int32))
+    t0 = time.perf_counter()
+    truth = np.stack([exact.geodesicDistances(np.array([s]), None)[0] for s in src])
+    t_mmp = (time.perf_counter() - t0) / len(src)
+    rel, near = errors(np.stack([solver.field(int(s)) for s in src]), truth)
+    a1k, b1k = rng.integers(0, nv, (2, 1000))
+    t0 = time.perf_counter()
+    solver.pairs(a1k, b1k)  # grouped by source, early-stopped fields (no table)
+    t_1k = time.perf_counter() - t0
+    nbytes = solver.table_nbytes()
+    row = dict(V=nv, F=len(f), mmp_field=t_mmp, pairs_1k=t_1k, rel=rel, near=near)
+    row.update(threads=args.threads or numba.get_num_threads(), table_mib=nbytes / 2**20)
+    row.update(stored=nbytes <= CACHE_LIMIT_BYTES, build=None, file_mib=None)
+    row["rss0"] = peak_rss_mb()
+    if row["stored"] and not args.skip_table:
+        cache = tempfile.mkdtemp(prefix="dpeval-bench-")
+        try:
+            tsolver = GeodesicSolver.from_mesh(v, f, cache=True, cache_dir=cache)
+            t0 = time.perf_counter()
+            tsolver.precompute()
+            row["build"] = time.perf_counter() - t0
+            row["file_mib"] = os.path.getsize(tsolver.cache_path()) / 2**20
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    print(json.dumps({**row, "rss": peak_rss_mb(), "load": os.getloadavg()[0]}))
+    return 0
+
+
+def official_size(args: argparse.Namespace) -> int:
+    """The open template and its 27,554-vertex refinement, side by side (issue 14)."""
+    import json
+    import subprocess
+
+    from dpeval.geodesic import CACHE_LIMIT_BYTES, GeodesicSolver
+
+    print_machine()
+    # one field per mesh, alternating sources, in this process: both medians see the
+    # same load (the machine may be shared)
+    solvers = {k: GeodesicSolver.from_mesh(*size_mesh(k)) for k in ("open", "official")}
+    times: dict[str, list[float]] = {k: [] for k in solvers}
+    for sol in solvers.values():
+        sol.field(0)
+    for src in range(0, solvers["open"].n_vertices, solvers["open"].n_vertices // 60):
+        for k, sol in solvers.items():
+            t0 = time.perf_counter()
+            sol.field(src)
+            times[k].append(time.perf_counter() - t0)
+    del solvers
+    rows = {}
+    for kind in ("open", "official"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--size-row", kind]
+        cmd += ["--sources", str(args.sources)] + (["--skip-table"] if args.skip_table else [])
+        cmd += ["--threads", str(args.threads)] if args.threads else []
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        r = rows[kind] = json.loads(out.strip().splitlines()[-1])
+        r["field"] = float(np.median(times[kind]))
+        r["build_ext"] = r["V"] * r["field"] / r["threads"]
+    o, s = rows["open"], rows["official"]
+    print(
+        f"\n== dpeval engine, open template vs its {OFFICIAL_NV:,}-vertex refinement "
+        f"(its {s['V'] - o['V']:,} longest edges split at their midpoint); exact MMP on "
+        f"{args.sources} sources x all vertices; each row a fresh process (field times: "
+        "both meshes alternating in one process)"
+    )
+    head = ("mesh", "V", "F", "1 field (median)", "1k pairs", "rel err mean / p99 / max")
+    head += (
+        "near abs mean / max [mm]",
+        "cold table build",
+        "uint16 table",
+        "peak RSS (before table)",
+        "load",
+    )
+
+    def cells(name: str, r: dict) -> tuple:
+        build = fmt_t(r["build"]) if r["build"] is not None else fmt_t(r["build_ext"], True)
+        size = f"{r['file_mib'] or r['table_mib']:.0f} MiB"
+        table = size + (", cached" if r["stored"] else ": not stored")
+        # fmt: off
+        return (name, f"{r['V']:,}", f"{r['F']:,}", fmt_t(r["field"]), fmt_t(r["pairs_1k"]),
+                r["rel"], r["near"], build, table, f"{r['rss']:.0f} MiB ({r['rss0']:.0f})",
+                f"{r['load']:.2f}")
+        # fmt: on
+
+    def ratio(key: str, bottom: float | None = None) -> str:
+        return f"{s[key] / (bottom or o[key]):.2f}x"
+
+    table = [head, cells("open template", o), cells("open, edge-split to 27,554", s)]
+    # fmt: off
+    table.append(
+        ("ratio 27,554 / open", ratio("V"), ratio("F"), ratio("field"), ratio("pairs_1k"), "",
+         "", ratio("build_ext") + " (ext. / ext.)", ratio("table_mib"), ratio("rss0"), "")
+    )
+    # fmt: on
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
+    for r in table:
+        print(" | ".join(str(c).ljust(wd) for c, wd in zip(r, widths, strict=True)))
+    vr = s["V"] / o["V"]
+    print(
+        f"\nvertex ratio {vr:.3f} (squared {vr * vr:.3f}): a field should scale about "
+        "linearly with V, the all-pairs table (V fields) about quadratically"
+    )
+    if o["build"] is not None:
+        k = o["build"] / o["build_ext"]
+        print(
+            f"open template table: measured {fmt_t(o['build'])}; extrapolated from the "
+            f"field time {fmt_t(o['build_ext'])} (V x 1 field / {o['threads']} threads); "
+            f"the same factor {k:.2f} puts the 27,554 build at {fmt_t(k * s['build_ext'])}"
+        )
+    print(f"exact MMP, 1 field: open {fmt_t(o['mmp_field'])}, 27,554 {fmt_t(s['mmp_field'])}")
+    n = s["V"]
+    pairs = n * (n - 1) // 2
+    print(f"\n== table size policy at V = {n:,} ({pairs:,} pairs)")
+    print(f"full n x n float32 (detectron2 geodists): {n * n * 4 / 2**30:.2f} GiB")
+    p32 = pairs * 4 / 2**30
+    print(f"official condensed Pdist_matrix: float64 {2 * p32:.2f} GiB, float32 {p32:.2f} GiB")
+    print(
+        f"dpeval condensed uint16: {pairs * 2 / 2**20:.0f} MiB > the "
+        f"{CACHE_LIMIT_BYTES / 2**20:.0f} MiB cache limit: nothing is stored; pairs are "
+        "grouped by source and computed in each run (early-stopped fields, O(threads x V) "
+        f"memory), up to V fields = {fmt_t(s['build_ext'])} (ext.) for a query touching "
+        "every source"
+    )
     return 0
 
 
