@@ -32,6 +32,7 @@ __all__ = [
     "PointMetrics",
     "auc",
     "dense_point_errors",
+    "point_errors",
     "point_metrics",
     "ratio_correct_points",
 ]
@@ -164,9 +165,16 @@ def dense_point_errors(
     part = np.concatenate(gt_parts)
     gv = template.closest_vertices(part, np.concatenate(gt_u), np.concatenate(gt_v))
     pv = np.concatenate(pred_v)
-    dist = np.full(len(part), np.inf)
-    ok = (gv >= 0) & (pv >= 0)
+    return point_errors(gv, pv, solver), part
+
+
+def point_errors(gt_vertex: np.ndarray, pred_vertex: np.ndarray, solver: object) -> np.ndarray:
+    """Geodesic error of each (GT vertex, predicted vertex) pair in one solver call:
+    inf where the prediction has no vertex (a miss), NaN where the GT vertex is invalid
+    (dropped from every mean)."""
+    dist = np.full(len(gt_vertex), np.inf)
+    ok = (gt_vertex >= 0) & (pred_vertex >= 0)
     if ok.any():
-        dist[ok] = solver.pairs(gv[ok], pv[ok])
-    dist[gv < 0] = np.nan
-    return dist, part
+        dist[ok] = solver.pairs(gt_vertex[ok], pred_vertex[ok])  # type: ignore[attr-defined]
+    dist[gt_vertex < 0] = np.nan
+    return dist

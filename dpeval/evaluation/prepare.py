@@ -35,6 +35,7 @@ from ..params import KAPPA_PAPER, KAPPA_PER_PART, MAX_DETS
 from ..template import BodyTemplate
 from .boxes import box_iou
 from .images import DECODE_MODES, ImageOptions, ImagePlan, ImageResult, run_images
+from .points import point_errors
 from .regions import region_filter
 
 __all__ = ["ImageSims", "Similarities", "prepare", "top_detections"]
@@ -202,12 +203,7 @@ def _geodesic_errors(
         if results
         else np.zeros(0, int)
     )
-    dist = np.full(len(all_pred), np.inf)
-    ok = (all_pred >= 0) & (all_gtv >= 0)
-    if ok.any():
-        dist[ok] = solver.pairs(all_gtv[ok], all_pred[ok])
-    dist[all_gtv < 0] = np.nan
-    return dist, offsets
+    return point_errors(all_gtv, all_pred, solver), offsets
 
 
 @dataclass
