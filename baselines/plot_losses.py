@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     ap.add_argument("--mark", type=float, action="append", default=[], help="minute to mark")
     args = ap.parse_args(argv)
-    if not (args.run / "fcn" / "loss_log.jsonl").exists() and not (
-        args.run / "rcnn" / "loss_log.jsonl"
-    ).exists():
+    if (
+        not (args.run / "fcn" / "loss_log.jsonl").exists()
+        and not (args.run / "rcnn" / "loss_log.jsonl").exists()
+    ):
         ap.error(f"{args.run}: no fcn/ or rcnn/ loss_log.jsonl; pass a reproduce output folder")
     print(plot_run(args.run, args.output, args.mark))
     return 0
