@@ -360,7 +360,9 @@ def train_loop(
     it_end = start_iter
     logged = True
     recent: list[tuple[float, int]] = []  # (elapsed, iteration) of the last minute
-    done_progress = float(clock.get("progress", 0.0))
+    # a resumed run starts from the fraction of the budget already spent (the adaptive
+    # estimate needs a few iterations; starting at 0 put the first ones at the peak rate)
+    done_progress = float(clock.get("progress", before / time_budget if time_budget else 0.0))
     for it in range(start_iter, schedule.max_iters):
         elapsed = before + time.perf_counter() - t0
         progress = None

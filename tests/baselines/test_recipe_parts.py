@@ -119,6 +119,13 @@ def test_train_loop_time_budget_and_resume(monkeypatch):
                       start_iter=10, time_budget=10.0, clock={"elapsed": 10.0},
                       checkpoint=saved.append, progress_bar=False) == []  # fmt: skip
     assert saved == []
+    # the adaptive schedule resumed with a longer budget never starts above the rate of
+    # the budget fraction already spent (it put the first iterations at the peak rate)
+    clock = {"elapsed": 10.0}
+    h3 = train_loop(model, batches(), loss_fn, opt, s, device=torch.device("cpu"),
+                    start_iter=10, time_budget=20.0, clock=clock, progress_bar=False,
+                    budget_schedule="adaptive")  # fmt: skip
+    assert max(r["lr"] for r in h3) <= 0.1 * 0.5 * (1 + math.cos(math.pi * 0.5)) + 1e-12
 
 
 def test_adaptive_budget_schedule_spends_high_rates_on_iterations(monkeypatch):
