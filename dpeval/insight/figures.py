@@ -220,7 +220,10 @@ def body_error_figure(template: BodyTemplate, vert_err: np.ndarray, *, cap: floa
     norm = Normalize(0, top_cm)
     verts = np.asarray(template.vertices, dtype=np.float64)
     faces = np.asarray(template.faces)
-    face_err = np.nanmean(vert_err[faces], axis=1) if len(faces) else np.zeros(0)
+    corner = vert_err[faces] if len(faces) else np.zeros((0, 3))
+    seen = np.isfinite(corner)  # a face none of whose corners was measured stays NaN
+    with np.errstate(invalid="ignore"):
+        face_err = np.where(seen, corner, 0.0).sum(axis=1) / seen.sum(axis=1)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 7.5))
     for ax, sign, title in ((axes[0], 1.0, "front"), (axes[1], -1.0, "back")):
         p = verts[faces]

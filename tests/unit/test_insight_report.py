@@ -108,3 +108,20 @@ def test_compare_cli_gate(tmp_path, monkeypatch, capsys, open_template):
     assert _cli(["compare", a, a, gt, "--fail-if-worse", *common]) == 0
     out = capsys.readouterr().out
     assert "1.000" in out
+
+
+def test_body_error_figure_quiet_on_unmeasured_faces(open_template):
+    """Faces with no measured corner stay grey (NaN) without a numpy warning, and a
+    face's colour is the mean of its measured corners only."""
+    import warnings
+
+    from dpeval.insight.figures import body_error_figure
+
+    err = np.full(open_template.n_vertices, np.nan)
+    err[: open_template.n_vertices // 3] = 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fig = body_error_figure(open_template, err)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
