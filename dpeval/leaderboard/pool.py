@@ -20,7 +20,8 @@ What stays and what moves:
   A job that keeps killing workers (more than the scheduler's ``allowed-failures``,
   3 by default) is marked failed.
 - The hidden ground truth is loaded once here and shipped once to every Dask worker
-  (``scatter(broadcast=True)``); uploads are read by the Dask workers from
+  (``scatter(broadcast=True)``; scattered again if the scheduler loses it with a killed
+  worker); uploads are read by the Dask workers from
   ``<store>/.server/uploads``, so the store must be on a path every worker can read.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -83,24 +85,45 @@ class PoolScorer:
         self.worker = worker
         self.client = client
         self.slots = slots or n_workers(client)
-        self._gt = client.scatter(worker.ground_truth(), broadcast=True, hash=False)
+        self._gt_lock = threading.Lock()
+        self._gt = self._scatter_gt()
+
+    def _scatter_gt(self) -> Any:
+        return self.client.scatter(self.worker.ground_truth(), broadcast=True, hash=False)
 
     def build(self, upload: str, gt: Any, **kwargs: Any) -> dict:
         """Drop-in for ``build_entry`` inside ``ScoringWorker.score``: the same call on a
-        Dask worker (``gt`` is the scattered copy)."""
-        from distributed import KilledWorker
+        Dask worker (``gt`` is the scattered copy).
 
-        fut = self.client.submit(
-            _remote_build, upload, self._gt, kwargs, self.remote_fault, pure=False
-        )
-        try:
-            return fut.result()
-        except KilledWorker:
-            raise StateError(
-                "scoring this upload killed every Dask worker that tried it; contact the organisers"
-            ) from None
-        finally:
-            fut.release()
+        The scheduler can lose the scattered ground truth with a killed worker (its
+        replicas may not all have arrived); the job's future is then cancelled. The
+        ground truth is scattered again and the job resubmitted, once.
+        """
+        from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
+
+        for attempt in (1, 2):
+            gt_future = self._gt
+            fut = self.client.submit(
+                _remote_build, upload, gt_future, kwargs, self.remote_fault, pure=False
+            )
+            try:
+                return fut.result()
+            except KilledWorker:
+                raise StateError(
+                    "scoring this upload killed every Dask worker that tried it; contact the "
+                    "organisers"
+                ) from None
+            except FutureCancelledError:
+                if attempt == 2:
+                    raise
+                log.warning("the scattered ground truth was lost with a Dask worker; resending")
+                with self._gt_lock:
+                    if self._gt is gt_future:  # another job may have resent it already
+                        self._gt = self._scatter_gt()
+            finally:
+                fut.release()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def run(self, *, once: bool = False, poll_s: float = 1.0, parent_pid: int | None = None):
         """Loop: claim while a slot is free, score on the cluster. ``once``: stop when

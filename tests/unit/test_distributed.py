@@ -325,3 +325,22 @@ def test_leaderboard_pool_worker_killed_mid_job_scored_once(client, tmp_path):
     local = json.loads(local_path.read_text())
     for key in ("score", "intervals", "inputs"):
         assert local[key] == remote[key], key
+
+
+def test_pool_resends_a_lost_ground_truth(client, tmp_path):
+    """The scheduler may lose the scattered ground truth with a killed worker (seen in CI:
+    'lose scattered data', then every job 'cancelled ... already forgotten'); the pool
+    scatters it again and the job is scored."""
+    from dpeval.leaderboard.pool import PoolScorer
+    from dpeval.leaderboard.worker import ScoringWorker
+
+    dets = json.loads((REPO / "examples" / "preds.json").read_bytes())
+    upload = tmp_path / "up.json"
+    upload.write_text(json.dumps([d for d in dets if d["image_id"] == dets[0]["image_id"]]))
+    worker = ScoringWorker(tmp_path / "lb", REPO / "examples" / "gt.json", resamples=10)
+    pool = PoolScorer(worker, client)
+    lost = pool._gt
+    client.cancel(lost, force=True)  # what a lost scatter looks like to the job
+    entry = pool.build(str(upload), worker.ground_truth(), name="x", resamples=10)
+    assert pool._gt is not lost
+    assert entry["score"]
