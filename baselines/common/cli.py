@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["add_overrides", "add_run_options", "config_overrides", "pick"]
 
 # options that override a config's value (None: keep the config's)
-_OVERRIDES = ("iters", "batch_size", "lr", "workers", "threads", "time_budget")
+_OVERRIDES = ("iters", "batch_size", "lr", "workers", "threads", "time_budget", "cpu_amp")
 
 
 def add_overrides(t: argparse.ArgumentParser, *, iters_help: str | None = None) -> None:
@@ -26,10 +26,16 @@ def add_overrides(t: argparse.ArgumentParser, *, iters_help: str | None = None) 
 
 
 def add_run_options(t: argparse.ArgumentParser) -> None:
-    """``--seed``, ``--max-images``, ``--time-budget`` and ``--resume`` of a training run."""
+    """``--seed``, ``--max-images``, ``--time-budget``, ``--cpu-amp`` and ``--resume`` of a
+    training run."""
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-images", type=int)
     t.add_argument("--time-budget", type=float, help="training seconds (LR schedule over them)")
+    t.add_argument(
+        "--cpu-amp",
+        choices=("auto", "on", "off"),
+        help="bfloat16 autocast on the CPU (config default; auto: only with AMX bf16 tiles)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from CKPT_DIR/model.pt")
 
 
@@ -40,5 +46,6 @@ def pick(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """``get_config`` keywords from ``train``'s options: iterations, batch size, learning
-    rate, loader workers, threads and time budget (None keeps the config's value)."""
+    rate, loader workers, threads, time budget and CPU bfloat16 (None keeps the config's
+    value)."""
     return pick(args, *_OVERRIDES)

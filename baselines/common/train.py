@@ -6,7 +6,10 @@ checkpoints (``model.pt``, written atomically), a JSONL loss log and the loss hi
 Checkpoints go where the user says; the default is ``~/.cache/dpeval/baselines/
 <model>-<config>`` (never inside the repository). On CPU the loop pins torch to
 ``threads`` threads (default 1: on a shared machine more threads are slower, see the
-baselines notes); on CUDA it uses automatic mixed precision (bfloat16 when supported).
+baselines notes); on CUDA it uses automatic mixed precision (bfloat16 when supported),
+and on a CPU with AMX bfloat16 tiles (Intel Sapphire Rapids and later) bfloat16
+autocast when the config asks for it (``cpu_amp``: about 1.45x faster training steps of
+the ``cpu`` FCN, 2x for a width-64 one; CPUs without AMX stay in float32).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "save_weight_shards",
     "seed_everything",
     "setup_torch",
+    "cpu_bf16_available",
     "train_loop",
 ]
 
@@ -271,7 +275,34 @@ def endless(loader: Iterable[Any]) -> Iterator[Any]:
             raise ValueError("the data loader is empty; check the dataset split and batch size")
 
 
+def cpu_bf16_available() -> bool:
+    """Whether this CPU has AMX bfloat16 tiles (``amx_bf16`` in ``/proc/cpuinfo``).
+
+    Without them oneDNN emulates bfloat16 convolutions and training gets slower, not
+    faster, so ``cpu_amp="auto"`` turns bfloat16 on only where this is true.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def resolve_cpu_amp(mode: str) -> bool:
+    """``cpu_amp`` config value -> bfloat16 autocast on the CPU or not."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"cpu_amp must be 'auto', 'on' or 'off', not {mode!r}")
+    return mode == "on" or (mode == "auto" and cpu_bf16_available())
+
+
 def _autocast(device: torch.device, amp: bool):
+    if device.type == "cpu":
+        if amp:
+            return torch.autocast("cpu", dtype=torch.bfloat16), None
+        return nullcontext(), None
     if not (amp and device.type == "cuda"):
         return nullcontext(), None
     if torch.cuda.is_bf16_supported():
@@ -317,7 +348,8 @@ def train_loop(
     clip_grad : float, optional
         Clip the global gradient norm to this.
     amp : bool
-        Mixed precision on CUDA (ignored on CPU).
+        Mixed precision: on CUDA bfloat16 (float16 with a scaler where bfloat16 is not
+        supported); on the CPU bfloat16 autocast (pass ``resolve_cpu_amp(cfg.cpu_amp)``).
     loss_log : LossLog, optional
     log_every : int
     checkpoint : callable (iteration) -> None, optional

@@ -55,6 +55,9 @@ class FCNConfig:
         :func:`baselines.common.train.train_loop`).
     amp : bool
         Mixed precision on CUDA.
+    cpu_amp : {"off", "auto", "on"}
+        bfloat16 autocast on the CPU; ``"auto"``: only where the CPU has AMX bfloat16
+        tiles (:func:`baselines.common.train.cpu_bf16_available`).
     workers : int
         DataLoader workers.
     threads : int
@@ -92,6 +95,7 @@ class FCNConfig:
     time_budget: float | None = None
     budget_schedule: Literal["wall", "adaptive"] = "wall"
     amp: bool = True
+    cpu_amp: str = "off"
     workers: int = 0
     threads: int = 1
     fg_threshold: float = 0.5
@@ -170,6 +174,7 @@ CPU = FCNConfig(
     channels_last=True,
     time_budget=3500.0,
     budget_schedule="adaptive",
+    cpu_amp="auto",
     threads=1,
     min_area=40,
 )

@@ -53,6 +53,9 @@ class RCNNConfig:
         a cosine decay).
     time_budget : float or None
         Wall-clock seconds of training: stop when spent, LR schedule over the budget.
+    cpu_amp : {"off", "auto", "on"}
+        bfloat16 autocast on the CPU; ``"auto"``: only where the CPU has AMX bfloat16
+        tiles (:func:`baselines.common.train.cpu_bf16_available`).
     budget_schedule : {"wall", "adaptive"}
         What the schedule follows within the budget (see
         :func:`baselines.common.train.train_loop`).
@@ -118,6 +121,7 @@ class RCNNConfig:
     threads: int = 1
     workers: int = 0
     amp: bool = False
+    cpu_amp: str = "off"
     log_every: int = 1
     ckpt_every: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -202,6 +206,7 @@ def cpu() -> RCNNConfig:
         lr_schedule="cosine",
         time_budget=3500.0,
         budget_schedule="adaptive",
+        cpu_amp="auto",
         ckpt_every=200,
         log_every=1,
     )
