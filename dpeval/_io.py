@@ -12,9 +12,9 @@ behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 

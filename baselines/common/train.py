@@ -35,6 +35,7 @@ __all__ = [
     "LossLog",
     "Schedule",
     "choose_device",
+    "cpu_bf16_available",
     "default_checkpoint_dir",
     "endless",
     "load_checkpoint",
@@ -43,7 +44,6 @@ __all__ = [
     "save_weight_shards",
     "seed_everything",
     "setup_torch",
-    "cpu_bf16_available",
     "train_loop",
 ]
 

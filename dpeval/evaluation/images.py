@@ -74,6 +74,9 @@ class ImageTask(NamedTuple):
         Their absolute image coordinates.
     part, vertex : (N,) int64
         Their GT part id and template vertex (-1 invalid).
+    gmasks : tuple of BoxMask, optional
+        The GT masks of ``people`` (:func:`~dpeval.evaluation.masks.gt_masks`); None:
+        computed here.
     """
 
     key: tuple[int, int]
@@ -88,6 +91,7 @@ class ImageTask(NamedTuple):
     y: np.ndarray
     part: np.ndarray
     vertex: np.ndarray
+    gmasks: tuple[BoxMask, ...] | None = None
 
 
 class ImageResult(NamedTuple):
@@ -155,6 +159,8 @@ class ImagePlan:
         (image, category) -> top detection indices.
     keys : list of (int, int)
         Every key, sorted.
+    gt_masks : list of BoxMask, optional
+        Every annotation's GT mask (file order), when masks are scored.
     """
 
     gt: GroundTruth
@@ -163,6 +169,7 @@ class ImagePlan:
     by_key: dict[tuple[int, int], list[int]]
     tops: dict[tuple[int, int], np.ndarray]
     keys: list[tuple[int, int]]
+    gt_masks: list[BoxMask] | None = None
 
     def task(self, key: tuple[int, int]) -> ImageTask:
         """The task of one key."""
@@ -181,6 +188,7 @@ class ImagePlan:
             y=pts.y[sel],
             part=pts.part[sel],
             vertex=pts.vertex[sel],
+            gmasks=None if self.gt_masks is None else tuple(self.gt_masks[g] for g in gidx),
         )
 
 
@@ -211,8 +219,11 @@ def image_similarities(task: ImageTask, lut: np.ndarray, opts: ImageOptions) -> 
     ious = np.zeros((len(didx), len(gidx))) if with_masks else None
     gmasks: list[BoxMask] = []
     if with_masks and len(didx):
-        for a in task.people:
-            gmasks.append(gt_mask(a.bbox, a.dp_masks, a.segmentation, img_h, img_w, protocol))
+        if task.gmasks is not None:
+            gmasks = list(task.gmasks)
+        else:
+            for a in task.people:
+                gmasks.append(gt_mask(a.bbox, a.dp_masks, a.segmentation, img_h, img_w, protocol))
     # rectangles [x0, x1) x [y0, y1) that a detection must touch to score anything:
     # GT boxes widened by one pixel on the left/top (truncation toward zero) and
     # the GT masks; a detection touching none has GPS = IoU = 0 with every GT

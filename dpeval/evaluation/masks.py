@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import cache_dir, content_key, load_npy, save_npy_atomic
 from ._kernels import resize_above
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "decode_rle",
     "detection_mask",
     "gt_mask",
+    "gt_masks",
     "mask_iou",
     "resize_linear_halfpixel",
 ]
@@ -185,6 +187,72 @@ def gt_mask(
         sub = full[y0 : ys.max() + 1, x0 : xs.max() + 1]
         return BoxMask(x0, y0, sub, int(np.count_nonzero(sub)))
     return BoxMask.empty()
+
+
+def gt_masks(gt: Any, protocol: str) -> list[BoxMask]:
+    """:func:`gt_mask` of every annotation of ``gt`` (file order), remembered across runs.
+
+    The masks depend on the ground truth alone, so a content-addressed entry in
+    ``cache_dir()/gt`` (kind ``gt`` of ``dpeval cache``) keeps them, bit-packed, for every
+    later run on the same ground truth, whatever the predictions; its key hashes every
+    input of :func:`gt_mask` (boxes, image sizes, the ``dp_masks`` RLE strings and, for
+    ``detectron2``, the segmentations it falls back to), so a changed annotation misses.
+    A cache that cannot be written only costs the recomputation.
+    """
+    anns = gt.annotations
+    sizes = np.array([_image_size(gt, a.image_id) for a in anns], dtype=np.int64).reshape(
+        len(anns), 2
+    )
+    key = _gt_masks_key(anns, sizes, protocol)[:40]
+    base = cache_dir() / "gt"
+    head = load_npy(base / f"{key}-masks.npy", (len(anns), 5), np.dtype(np.int64))
+    if head is not None:
+        n_bytes = int(((head[:, 2] * head[:, 3] + 7) // 8).sum())
+        bits = load_npy(base / f"{key}-bits.npy", (n_bytes,), np.dtype(np.uint8))
+        if bits is not None:
+            return _unpack_masks(head, bits)
+    masks = [
+        gt_mask(a.bbox, a.dp_masks, a.segmentation, int(h), int(w), protocol)
+        for a, (h, w) in zip(anns, sizes, strict=True)
+    ]
+    head = np.array(
+        [(m.x0, m.y0, m.mask.shape[0], m.mask.shape[1], m.area) for m in masks], dtype=np.int64
+    ).reshape(len(masks), 5)
+    packed = [np.packbits(m.mask, axis=None) for m in masks]
+    bits = np.concatenate(packed) if packed else np.zeros(0, dtype=np.uint8)
+    if save_npy_atomic(base / f"{key}-bits.npy", bits):  # bits first: a head means both
+        save_npy_atomic(base / f"{key}-masks.npy", head)
+    return masks
+
+
+def _image_size(gt: Any, image_id: int) -> tuple[int, int]:
+    info = gt.images.get(image_id)
+    return (info.height, info.width) if info is not None else (0, 0)
+
+
+def _gt_masks_key(anns: Any, sizes: np.ndarray, protocol: str) -> str:
+    boxes = np.array([a.bbox for a in anns], dtype=np.float64).reshape(len(anns), 4)
+    rles: list[bytes] = []
+    for a in anns:
+        for rle in a.dp_masks or ():
+            counts = rle.get("counts", b"") if rle else b""
+            rles.append(counts.encode() if isinstance(counts, str) else bytes(counts))
+            rles.append(repr(rle.get("size")).encode() if rle else b"-")
+        rles.append(b"|" if a.dp_masks else b"|none|")
+        if protocol != "challenge2019" and not a.dp_masks and a.segmentation:
+            rles.append(repr(a.segmentation).encode())
+    lengths = np.fromiter((len(r) for r in rles), dtype=np.int64, count=len(rles))
+    return content_key(["gt-masks-v1", protocol, boxes, sizes, lengths, b"".join(rles)])
+
+
+def _unpack_masks(head: np.ndarray, bits: np.ndarray) -> list[BoxMask]:
+    out, pos = [], 0
+    for x0, y0, h, w, area in head.tolist():
+        n = (h * w + 7) // 8
+        flat = np.unpackbits(bits[pos : pos + n], count=h * w).view(bool)
+        out.append(BoxMask(x0, y0, flat.reshape(h, w), area))
+        pos += n
+    return out
 
 
 def detection_mask(iuv: np.ndarray, bbox: np.ndarray, img_h: int, img_w: int) -> BoxMask:

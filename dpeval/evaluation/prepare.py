@@ -35,6 +35,7 @@ from ..params import KAPPA_PAPER, KAPPA_PER_PART, MAX_DETS
 from ..template import BodyTemplate
 from .boxes import box_iou
 from .images import DECODE_MODES, ImageOptions, ImagePlan, ImageResult, run_images
+from .masks import gt_masks
 from .points import point_errors
 from .regions import region_filter
 
@@ -386,7 +387,8 @@ def prepare(
     keep_gt, keep_det = region_filter(gt, preds, protocol)  # PoseTrack ignore regions
     tops = top_detections(preds, max_dets, keep_det)
     by_key = _gt_by_key(gt, keep_gt)
-    plan = ImagePlan(gt, preds, pts, by_key, tops, sorted(set(by_key) | set(tops)))
+    masks = gt_masks(gt, protocol) if with_masks and tops else None
+    plan = ImagePlan(gt, preds, pts, by_key, tops, sorted(set(by_key) | set(tops)), masks)
     opts = ImageOptions(protocol, with_masks, oracle, decode)
     if client is not None:
         from .sharded import map_images

@@ -8,7 +8,8 @@ outside the alphabet, a truncated last run).
 pycocotools' ``decode`` raises ``ValueError: Invalid RLE mask representation`` only when
 the runs overshoot the mask, and returns uninitialised pixels when they fall short, so
 the reader checks every string itself. All strings of a file are decoded at once with
-NumPy (0.08 ms per 300-character mask on a busy 2-core machine), the same LEB128-like scheme as pycocotools'
+NumPy (0.08 ms per 300-character mask on a busy 2-core machine), the same LEB128-like
+scheme as pycocotools'
 ``rleFrString``: 5 bits per character (offset 48), bit 0x20 = more characters follow,
 bit 0x10 of the last character = negative, and from the fourth run on each value is a
 difference to the run two places before.

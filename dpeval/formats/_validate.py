@@ -113,8 +113,9 @@ def parse_json(text: bytes | str, source: str) -> Any:
         ) from None
     except RecursionError:
         raise fail(
-            source, "JSON nested too deeply to read", "flatten the document (DensePose files "
-            "nest at most a few levels)"
+            source,
+            "JSON nested too deeply to read",
+            "flatten the document (DensePose files nest at most a few levels)",
         ) from None
     except ValueError as e:  # e.g. Python's limit on digits in an integer literal
         raise fail(source, f"unreadable JSON value: {e}", "write numbers in plain form") from None

@@ -34,14 +34,10 @@ import io
 import struct
 import warnings
 import zlib
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .._typing import PathLike
 from ..errors import FormatError
 
 try:  # ISA-L's inflate: the same streams, about 2.5x less CPU than zlib's
@@ -51,18 +47,15 @@ try:  # ISA-L's inflate: the same streams, about 2.5x less CPU than zlib's
 except ImportError:  # pragma: no cover - isal is a dependency; zlib where it cannot install
     _inflate = zlib  # type: ignore[assignment]
     _INFLATE_ERRORS = (zlib.error,)
-from ._validate import WarningTally, check_parts, fail
-from .model import DenseMap, ImageInfo, Predictions
+from ._validate import check_parts, fail
 
 __all__ = [
     "MAX_PIXELS",
     "check_png_stream",
     "decode_iuv",
     "encode_iuv",
-    "load_iuv_png_dir",
     "png_header",
     "read_png_size",
-    "save_iuv_png_dir",
 ]
 
 MAX_PIXELS = 40_000_000
@@ -188,20 +181,46 @@ def check_png_stream(png: bytes, where: str) -> tuple[int, int]:
     channels = {2: 3, 3: 1, 6: 4}[colour]
     expected = height * (1 + (width * channels * depth + 7) // 8)
 
-    def corrupt(what: str) -> FormatError:
-        return fail(where, f"PNG data is truncated or corrupt ({what})", "re-encode the map; "
-                    "the text may have been cut or edited")  # fmt: skip
+    data = _idat_stream(png, where)
+    inflate = _inflate.decompressobj()
+    total = 0
+    try:
+        while data:
+            out = inflate.decompress(data, _CHUNK_OUT)
+            total += len(out)
+            if interlace == 0 and total > expected:
+                raise _corrupt(where, f"pixel data longer than the {height}x{width} header")
+            data = inflate.unconsumed_tail
+        total += len(inflate.flush())
+    except _INFLATE_ERRORS as e:
+        raise _corrupt(where, f"zlib: {e}") from None
+    if not inflate.eof:
+        raise _corrupt(where, "the zlib stream of the pixel data ends early")
+    if interlace == 0 and total != expected:
+        raise _corrupt(
+            where, f"{total} bytes of pixel data, the {height}x{width} header needs {expected}"
+        )
+    return height, width
 
+
+def _corrupt(where: str, what: str) -> FormatError:
+    return fail(where, f"PNG data is truncated or corrupt ({what})", "re-encode the map; "
+                "the text may have been cut or edited")  # fmt: skip
+
+
+def _idat_stream(png: bytes, where: str, crc: bool = True) -> bytes:
+    """The concatenated IDAT data of a PNG whose chunk CRCs all match (``crc=False``: a
+    PNG :func:`check_png_stream` has passed) and which ends with IEND (FormatError
+    otherwise)."""
     pos, idat, ended = 8, [], False
     while pos + 8 <= len(png):
         (length,) = struct.unpack(">I", png[pos : pos + 4])
         kind = png[pos + 4 : pos + 8]
         end = pos + 12 + length
         if end > len(png):
-            raise corrupt(f"chunk {kind!r} at byte {pos} runs past the end of the file")
-        (crc,) = struct.unpack(">I", png[end - 4 : end])
-        if zlib.crc32(png[pos + 4 : end - 4]) != crc:
-            raise corrupt(f"CRC mismatch in chunk {kind!r} at byte {pos}")
+            raise _corrupt(where, f"chunk {kind!r} at byte {pos} runs past the end of the file")
+        if crc and zlib.crc32(png[pos + 4 : end - 4]) != struct.unpack(">I", png[end - 4 : end])[0]:
+            raise _corrupt(where, f"CRC mismatch in chunk {kind!r} at byte {pos}")
         if kind == b"IDAT":
             idat.append(png[pos + 8 : end - 4])
         elif kind == b"IEND":
@@ -209,27 +228,10 @@ def check_png_stream(png: bytes, where: str) -> tuple[int, int]:
             break
         pos = end
     if not ended:
-        raise corrupt("no IEND chunk: the file is truncated")
+        raise _corrupt(where, "no IEND chunk: the file is truncated")
     if not idat:
-        raise corrupt("no IDAT chunk: no pixel data")
-    inflate = _inflate.decompressobj()
-    total = 0
-    data = b"".join(idat)
-    try:
-        while data:
-            out = inflate.decompress(data, _CHUNK_OUT)
-            total += len(out)
-            if interlace == 0 and total > expected:
-                raise corrupt(f"pixel data longer than the {height}x{width} header")
-            data = inflate.unconsumed_tail
-        total += len(inflate.flush())
-    except _INFLATE_ERRORS as e:
-        raise corrupt(f"zlib: {e}") from None
-    if not inflate.eof:
-        raise corrupt("the zlib stream of the pixel data ends early")
-    if interlace == 0 and total != expected:
-        raise corrupt(f"{total} bytes of pixel data, the {height}x{width} header needs {expected}")
-    return height, width
+        raise _corrupt(where, "no IDAT chunk: no pixel data")
+    return idat[0] if len(idat) == 1 else b"".join(idat)
 
 
 def _b64_bytes(data: str | bytes, where: str) -> bytes:
@@ -243,6 +245,10 @@ def _b64_bytes(data: str | bytes, where: str) -> bytes:
             raise fail(where, "is neither PNG bytes nor base64 text", "") from None
     if not isinstance(data, str):
         raise fail(where, f"is a {type(data).__name__}", "expected base64 PNG text")
+    try:  # the common case first: one line of base64, nothing to strip
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
     text = data.translate(_WS)  # MIME base64 wraps lines
     try:
         return base64.b64decode(text, validate=True)
@@ -288,7 +294,14 @@ def decode_iuv(
     >>> decode_iuv(encode_iuv(np.ones((3, 4, 5), np.uint8))).shape
     (3, 4, 5)
     """
-    png = _b64_bytes(data, where)
+    return _decode(_b64_bytes(data, where), shape, where, checked=False)
+
+
+def _decode(
+    png: bytes, shape: tuple[int, int, int] | None, where: str, checked: bool
+) -> np.ndarray:
+    """:func:`decode_iuv` of PNG bytes; ``checked``: :func:`check_png_stream` passed them
+    (their chunk CRCs are not computed again)."""
     height, width = read_png_size(png, where)
     if shape is not None and (len(shape) != 3 or tuple(shape[1:]) != (height, width)):
         raise fail(
@@ -296,6 +309,72 @@ def decode_iuv(
             f"PNG is {height}x{width} (HxW) but uv_shape is {list(shape)}",
             "uv_shape must be [3, H, W] of the encoded map",
         )
+    # 8-bit RGB(A), deflate, standard filters, not interlaced: ISA-L + the kernel
+    if png[24:26] in (b"\x08\x02", b"\x08\x06") and png[26:29] == b"\0\0\0" and _kernel_turn():
+        arr = _decode_rgb8(png, height, width, png[25], where, checked)
+    else:
+        arr = _decode_pillow(png, where)
+    if arr.shape[2] == 4:
+        rgba = arr
+        if (rgba[:, :, 3] != 255).any():
+            raise fail(
+                where,
+                "PNG is RGBA with a non-opaque alpha channel",
+                "expected an RGB PNG (R = I, G = U*255, B = V*255); drop the alpha channel",
+            )
+        arr = rgba[:, :, :3]
+    iuv = arr.transpose(2, 0, 1)
+    if iuv.flags.writeable:
+        iuv.flags.writeable = False
+    check_parts(iuv[0], where)
+    return iuv
+
+
+_KERNEL_AFTER = 64
+"""IUV maps a process decodes with Pillow before ISA-L + :func:`~dpeval.formats._kernels.
+png_unfilter` take over the 8-bit RGB(A) ones: a small run (the bundled example decodes
+14) is not worth the kernel's first compilation; a large one decodes each map about 5x
+faster. Both give the same bytes (tested on every PNG filter type)."""
+_pillow_calls = 0
+
+
+def _kernel_turn() -> bool:
+    global _pillow_calls
+    if _pillow_calls < _KERNEL_AFTER:
+        _pillow_calls += 1
+        return False
+    return True
+
+
+def _decode_rgb8(
+    png: bytes, height: int, width: int, colour: int, where: str, checked: bool = False
+) -> np.ndarray:
+    """(H, W, 3 or 4) uint8 pixels of a non-interlaced 8-bit RGB (2) or RGBA (6) PNG."""
+    from ._kernels import png_unfilter
+
+    channels = 3 if colour == 2 else 4
+    stride = width * channels
+    expected = height * (stride + 1)
+    data = _idat_stream(png, where, crc=not checked)
+    try:
+        raw = _inflate.decompress(data, bufsize=expected)
+    except _INFLATE_ERRORS as e:
+        raise _corrupt(where, f"zlib: {e}") from None
+    if len(raw) != expected:
+        raise _corrupt(
+            where, f"{len(raw)} bytes of pixel data, the {height}x{width} header needs {expected}"
+        )
+    out = np.empty((height, stride), dtype=np.uint8)
+    bad = png_unfilter(np.frombuffer(raw, dtype=np.uint8), height, stride, channels, out)
+    if bad >= 0:
+        kind = raw[bad * (stride + 1)]
+        raise _corrupt(where, f"row {bad} has PNG filter type {kind}; valid types are 0..4")
+    return out.reshape(height, width, channels)
+
+
+def _decode_pillow(png: bytes, where: str) -> np.ndarray:
+    """(H, W, 3 or 4) uint8 pixels of any accepted PNG kind, decoded by Pillow (palette
+    images expanded to RGB)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -309,150 +388,8 @@ def decode_iuv(
         ) from None
     except Image.DecompressionBombError as e:  # pragma: no cover - our cap is lower
         raise fail(where, str(e), "") from None
-    if img.mode == "RGB":
-        arr = np.asarray(img)
-    elif img.mode == "RGBA":
-        rgba = np.asarray(img)
-        if (rgba[:, :, 3] != 255).any():
-            raise fail(
-                where,
-                "PNG is RGBA with a non-opaque alpha channel",
-                "expected an RGB PNG (R = I, G = U*255, B = V*255); drop the alpha channel",
-            )
-        arr = rgba[:, :, :3]
-    elif img.mode == "P":
-        arr = np.asarray(img.convert("RGB"))
-    else:  # pragma: no cover - the header check leaves only the three above
-        raise fail(where, f"PNG has mode {img.mode}", "expected an 8-bit RGB PNG")
-    iuv = arr.transpose(2, 0, 1)
-    if iuv.flags.writeable:
-        iuv.flags.writeable = False
-    check_parts(iuv[0], where)
-    return iuv
-
-
-# --------------------------------------------------------------------------- PNG directories
-
-
-def _image_table(images: Mapping[int, Any] | None) -> dict[int, tuple[str, int | None, int | None]]:
-    table = {}
-    for image_id, info in (images or {}).items():
-        if isinstance(info, ImageInfo):
-            table[int(image_id)] = (info.file_name, info.height, info.width)
-        elif isinstance(info, Mapping):
-            table[int(image_id)] = (
-                str(info.get("file_name", "")),
-                info.get("height"),
-                info.get("width"),
-            )
-        else:
-            table[int(image_id)] = (str(info), None, None)
-    return table
-
-
-def load_iuv_png_dir(
-    path: PathLike, images: Mapping[int, Any] | None = None, *, validate_all: bool = False
-) -> Predictions:
-    """Read a directory of image-level IUV PNGs (the ``iuv-png-dir`` format).
-
-    Parameters
-    ----------
-    path : path
-        Folder of ``*.png`` files, H x W x 3 (R = I, G = U*255, B = V*255), one per
-        image, named ``<file_name stem>.png`` or ``<image id>.png``.
-    images : dict[int, ImageInfo], optional
-        Resolves file-name stems to ids and gives the expected sizes.
-    validate_all : bool
-        Decode every map now.
-
-    Returns
-    -------
-    Predictions
-        ``kind == "dense"``; maps are decoded lazily by ``DenseMap.load_iuv()``.
-
-    Raises
-    ------
-    FormatError
-        Files that match no image (named), two files for one image, a PNG whose header
-        size differs from the image size, or any PNG check of :func:`decode_iuv`.
-    """
-    path = Path(path)
-    name = str(path)
-    if not path.is_dir():
-        raise fail(name, "is not a directory", "iuv-png-dir needs a folder of *.png maps")
-    table = _image_table(images)
-    by_stem = {Path(fn).stem: i for i, (fn, _, _) in table.items() if fn}
-    files = sorted(p for p in path.iterdir() if p.is_file())
-    tally = WarningTally(name)
-    found: list[tuple[int, tuple[int, int, int], Callable[[], np.ndarray]]] = []
-    unmatched: list[str] = []
-    owner: dict[int, str] = {}
-    for f in files:
-        if f.suffix.lower() != ".png":
-            tally.add("non-PNG file(s) ignored", f.name)
-            continue
-        image_id = by_stem.get(f.stem)
-        if image_id is None and f.stem.isdigit():
-            image_id = int(f.stem)
-            if table and image_id not in table:
-                image_id = None
-        if image_id is None:
-            unmatched.append(f.name)
-            continue
-        if image_id in owner:
-            raise fail(
-                f"{name}/{f.name}",
-                f"maps to image {image_id}, as {owner[image_id]} does",
-                "keep one PNG per image",
-            )
-        owner[image_id] = f.name
-        where = f"{name}/{f.name} (image_id={image_id})"
-        height, width = check_png_stream(f.read_bytes(), where)  # corrupt files fail now
-        _, ih, iw = table.get(image_id, ("", None, None))
-        if ih is not None and (height, width) != (ih, iw):
-            raise fail(
-                where,
-                f"PNG is {height}x{width} (HxW) but the image is {ih}x{iw}",
-                "image-level IUV maps must have the image size",
-            )
-        shape = (3, height, width)
-        found.append((image_id, shape, _file_loader(f, shape, where)))
-    if unmatched:
-        hint = (
-            "pass images= (the ground truth) to match COCO file names"
-            if not table
-            else "name each PNG after its image's file_name stem or id"
-        )
-        shown = ", ".join(unmatched[:5]) + (
-            f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
-        )
-        raise fail(name, f"{len(unmatched)} PNG file(s) match no image: {shown}", hint)
-    found.sort(key=lambda t: t[0])  # by image id, whatever the file names
-    maps = [
-        DenseMap(image_id=i, iuv_shape=s, index=k, _loader=f) for k, (i, s, f) in enumerate(found)
-    ]
-    if validate_all:
-        for m in maps:
-            m.load_iuv()
-    if not maps:
-        tally.add("empty predictions (no PNG maps)", name)
-    tally.emit(stacklevel=4)
-    return Predictions("dense", dense=tuple(maps), format="iuv-png-dir", source=name)
-
-
-def _file_loader(f: Path, shape: tuple[int, int, int], where: str) -> Callable[[], np.ndarray]:
-    return lambda: decode_iuv(f.read_bytes(), shape, where=where)
-
-
-def save_iuv_png_dir(
-    preds: Predictions, path: PathLike, images: Mapping[int, Any] | None = None
-) -> None:
-    """Write dense predictions as one ``<stem or id>.png`` per image into ``path`` (created)."""
-    path = Path(path)
-    table = _image_table(images)
-    path.mkdir(parents=True, exist_ok=True)
-    for m in preds.dense:
-        stem = Path(table[m.image_id][0]).stem if table.get(m.image_id, ("",))[0] else ""
-        iuv = m.load_iuv()
-        img = Image.fromarray(np.ascontiguousarray(iuv.transpose(1, 2, 0)), mode="RGB")
-        img.save(path / f"{stem or m.image_id}.png", format="PNG")
+    if img.mode in ("RGB", "RGBA"):
+        return np.asarray(img)
+    if img.mode == "P":
+        return np.asarray(img.convert("RGB"))
+    raise fail(where, f"PNG has mode {img.mode}", "expected an 8-bit RGB PNG")  # pragma: no cover

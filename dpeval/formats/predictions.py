@@ -76,14 +76,15 @@ from ._validate import (
 )
 from .iuv_png import (
     _WS,
+    PNG_SIGNATURE,
     _b64_bytes,
+    _decode,
     check_png_stream,
     decode_iuv,
     encode_iuv,
-    load_iuv_png_dir,
     read_png_size,
-    save_iuv_png_dir,
 )
+from .iuv_png_dir import load_iuv_png_dir, save_iuv_png_dir
 from .model import Detection, Predictions
 from .native import NATIVE_FORMAT, is_native, load_native, save_native
 
@@ -317,6 +318,8 @@ def _challenge_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detec
 def _png_loader(
     data: str | bytes, shape: tuple[int, int, int], where: str
 ) -> Callable[[], np.ndarray]:
+    if isinstance(data, bytes) and data.startswith(PNG_SIGNATURE):  # checked at load
+        return lambda: _decode(data, shape, where, checked=True)
     return lambda: decode_iuv(data, shape, where=where)
 
 
