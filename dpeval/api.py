@@ -147,7 +147,7 @@ def score(
         raise ParamsError(f"unknown oracle {oracle!r}; choose from {list(ORACLES)}")
     base = EvalParams(kappa=kappa, protocol=protocol, min_iou=min_iou, max_dets=max_dets)  # type: ignore[arg-type]
     tpl = load_template(template) if isinstance(template, str) else template
-    p, g = read_inputs(preds, gt, template=tpl, protocol=protocol)
+    p, g = read_inputs(preds, gt, template=tpl, protocol=protocol, workers=workers)
     chartless = next((a for a in g.annotations if a.has_dense and a.dp_I is None), None)
     if chartless is not None:
         raise FormatError(

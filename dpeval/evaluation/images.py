@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -320,18 +321,27 @@ def _fork_chunk(keys: list[tuple[int, int]]) -> list[ImageResult]:
 
 
 def run_images(
-    plan: ImagePlan, lut: np.ndarray, opts: ImageOptions, workers: int, progress
+    plan: ImagePlan,
+    lut: np.ndarray,
+    opts: ImageOptions,
+    workers: int,
+    progress,
+    after_fork: Callable[[], None] | None = None,
 ) -> list[ImageResult]:
     """:func:`image_similarities` of every key of ``plan``, in order, on this machine.
 
     With ``workers > 1`` and enough images, forked worker processes decode and sample
     contiguous chunks of images (PNG decoding and the small per-image NumPy steps hold
     the GIL, so threads do not scale); where ``fork`` is unavailable, threads are used.
-    Results are identical whatever the worker count.
+    Results are identical whatever the worker count. ``after_fork`` is called once the
+    workers exist (at once without them): the place to start a thread of this process
+    (forking a process with running threads is unsafe).
     """
     keys = plan.keys
     results: list[ImageResult] = []
+    started = after_fork or (lambda: None)
     if workers <= 1 or len(keys) < 16:
+        started()
         for n, key in enumerate(keys, 1):
             results.append(image_similarities(plan.task(key), lut, opts))
             if progress:
@@ -344,6 +354,7 @@ def run_images(
         _FORKED.update(plan=plan, lut=lut, opts=opts)
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
+                started()
                 for part in pool.imap(_fork_chunk, chunks):
                     results.extend(part)
                     if progress:
@@ -351,6 +362,7 @@ def run_images(
         finally:
             _FORKED.clear()
         return results
+    started()
     with ThreadPoolExecutor(max_workers=workers) as pool:  # pragma: no cover - no fork
         tasks = (plan.task(k) for k in keys)
         for n, r in enumerate(pool.map(lambda t: image_similarities(t, lut, opts), tasks), 1):

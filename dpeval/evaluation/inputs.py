@@ -22,7 +22,12 @@ __all__ = ["read_inputs"]
 
 
 def read_inputs(
-    preds: Any, gt: Any, *, template: Any = "open", protocol: str = "challenge2019"
+    preds: Any,
+    gt: Any,
+    *,
+    template: Any = "open",
+    protocol: str = "challenge2019",
+    workers: int = 1,
 ) -> tuple[Predictions, GroundTruth]:
     """Load predictions and ground truth (paths or loaded objects).
 
@@ -39,6 +44,8 @@ def read_inputs(
         Used only for the sanity run.
     protocol : {"challenge2019", "detectron2"}
         Used only for the sanity run.
+    workers : int
+        Processes checking the encoded maps (:func:`~dpeval.formats.load_predictions`).
 
     Returns
     -------
@@ -54,8 +61,9 @@ def read_inputs(
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     if isinstance(preds, GroundTruth) or _is_ground_truth_file(preds):
         return _ground_truth_as_predictions(preds, g, template, protocol), g
-    p = preds if isinstance(preds, Predictions) else load_predictions(preds, images=g.images)
-    return p, g
+    if isinstance(preds, Predictions):
+        return preds, g
+    return load_predictions(preds, images=g.images, workers=workers), g
 
 
 def _is_ground_truth_file(source: Any) -> bool:

@@ -52,8 +52,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import math
+import multiprocessing as mp
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -63,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from .._typing import PathLike, unwrap_tensor
-from ..errors import with_hint
+from ..errors import FormatError, with_hint
 from ._validate import (
     WarningTally,
     as_bbox,
@@ -166,6 +168,7 @@ def load_predictions(
     images: ImagesArg = None,
     format: str | None = None,
     validate_all: bool = False,
+    workers: int = 1,
 ) -> Predictions:
     """Read predictions in any supported format.
 
@@ -181,6 +184,10 @@ def load_predictions(
         Force one of :data:`FORMATS` instead of detecting it.
     validate_all : bool
         Decode every map now, so any bad payload raises here.
+    workers : int
+        Processes that check the PNG streams of a large challenge file (chunk CRCs, the
+        complete zlib stream; forked workers, where ``fork`` exists); the same checks and
+        the same first error (in file order) as one process.
 
     Returns
     -------
@@ -207,7 +214,7 @@ def load_predictions(
         raise fail("load_predictions", f"unknown format {format!r}", _FIX_FORMATS)
     fmt = format or detect_format(source)
     if not isinstance(source, (str, os.PathLike)):
-        return _from_records(source, "<memory>", "", fmt, validate_all)
+        return _from_records(source, "<memory>", "", fmt, validate_all, workers)
     name = str(source)
     if fmt == NATIVE_FORMAT:
         return load_native(source, validate_all=validate_all)
@@ -230,11 +237,11 @@ def load_predictions(
             )
     else:
         records = load_pickle(raw, name, _FIX_FORMATS)
-    return _from_records(records, name, digest, fmt, validate_all)
+    return _from_records(records, name, digest, fmt, validate_all, workers)
 
 
 def _from_records(
-    records: Any, name: str, digest: str, fmt: str, validate_all: bool
+    records: Any, name: str, digest: str, fmt: str, validate_all: bool, workers: int = 1
 ) -> Predictions:
     if fmt in ("dpeval-npz", "iuv-png-dir"):
         raise fail(name, f"format {fmt!r} needs a file or directory path", _FIX_FORMATS)
@@ -246,12 +253,14 @@ def _from_records(
     tally = WarningTally(name)
     reader = _challenge_record if fmt == "challenge-json" else _d2_record
     dets = []
+    streams = _StreamChecks(workers if not validate_all else 1)
     for i, rec in enumerate(records):
-        det = reader(rec, name, i, tally)
+        det = reader(rec, name, i, tally, streams)
         _check_box_fit(det, f"{name}: detection {i} (image_id={det.image_id})", tally)
         if validate_all:
             det.load_iuv()
         dets.append(det)
+    streams.run()
     if not dets:
         tally.add("empty predictions (no detections)", "the list is empty")
     tally.emit(stacklevel=4)
@@ -301,7 +310,9 @@ def _head_fields(rec: Any, name: str, i: int, required: tuple[str, ...]) -> tupl
     return where, out
 
 
-def _challenge_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
+def _challenge_record(
+    rec: Any, name: str, i: int, tally: WarningTally, streams: _StreamChecks | None = None
+) -> Detection:
     where, head = _head_fields(rec, name, i, _CHALLENGE_KEYS)
     shape = _uv_shape(rec["uv_shape"], where, "uv_shape")
     data = rec["uv_data"]
@@ -311,7 +322,7 @@ def _challenge_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detec
             f"'uv_data' is {type(data).__name__ if data else 'empty'}",
             "expected base64 PNG text",
         )
-    png = _check_png(data, shape, where)
+    png = _check_png(data, shape, where, streams)
     return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(png, shape, where))
 
 
@@ -323,7 +334,9 @@ def _png_loader(
     return lambda: decode_iuv(data, shape, where=where)
 
 
-def _check_png(data: str, shape: tuple[int, int, int], where: str) -> bytes:
+def _check_png(
+    data: str, shape: tuple[int, int, int], where: str, streams: _StreamChecks | None = None
+) -> bytes:
     """Check a base64 PNG without decoding its pixels -> the PNG bytes.
 
     The header is read from the first 44 base64 characters before anything else (size
@@ -350,8 +363,64 @@ def _check_png(data: str, shape: tuple[int, int, int], where: str) -> bytes:
             "uv_shape must be [3, H, W] of the encoded map",
         )
     png = _b64_bytes(data, where)
-    check_png_stream(png, where)
+    if streams is None:
+        check_png_stream(png, where)
+    else:
+        streams.add(png, where)
     return png
+
+
+class _StreamChecks:
+    """The :func:`~dpeval.formats.iuv_png.check_png_stream` of every map of one file: at
+    once with one worker, else queued and run by :meth:`run` in forked processes (each
+    inflates a contiguous share; the first failure in file order is raised, as one
+    process would)."""
+
+    _MIN_PARALLEL = 512  # fewer maps: a pool costs more than it saves
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(int(workers), 1)
+        self.pending: list[tuple[bytes, str]] = []
+
+    def add(self, png: bytes, where: str) -> None:
+        if self.workers == 1:
+            check_png_stream(png, where)
+        else:
+            self.pending.append((png, where))
+
+    def run(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        if len(pending) < self._MIN_PARALLEL or "fork" not in mp.get_all_start_methods():
+            for png, where in pending:
+                check_png_stream(png, where)
+            return
+        n = min(self.workers, os.cpu_count() or 1) * 4
+        bounds = [len(pending) * k // n for k in range(n + 1)]
+        _FORKED_STREAMS[:] = pending
+        try:
+            with mp.get_context("fork").Pool(min(self.workers, n)) as pool:
+                found = pool.map(_check_slice, list(itertools.pairwise(bounds)))
+        finally:
+            _FORKED_STREAMS.clear()
+        errors = [e for e in found if e is not None]
+        if errors:
+            raise FormatError(min(errors)[1])
+
+
+_FORKED_STREAMS: list[tuple[bytes, str]] = []  # inherited by the forked checkers
+
+
+def _check_slice(span: tuple[int, int]) -> tuple[int, str] | None:
+    """(index, message) of the first map of ``span`` that fails its check, or None."""
+    for k in range(*span):
+        png, where = _FORKED_STREAMS[k]
+        try:
+            check_png_stream(png, where)
+        except FormatError as e:
+            return k, str(e)
+    return None
 
 
 def _uv_shape(value: Any, where: str, key: str) -> tuple[int, int, int]:
@@ -401,7 +470,9 @@ def _field(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
-def _d2_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
+def _d2_record(
+    rec: Any, name: str, i: int, tally: WarningTally, streams: _StreamChecks | None = None
+) -> Detection:
     where, head = _head_fields(rec, name, i, ("image_id", "category_id", "bbox", "score"))
     dp = rec.get("densepose", rec.get("uv"))
     if dp is None:
@@ -416,7 +487,7 @@ def _d2_record(rec: Any, name: str, i: int, tally: WarningTally) -> Detection:
         if not isinstance(compressed, (str, bytes)):
             raise fail(where, "'labels_uv_str' is not text", "expected base64 PNG text")
         text = compressed if isinstance(compressed, str) else compressed.decode("latin1")
-        png = _check_png(text, shape, where)
+        png = _check_png(text, shape, where, streams)
         return Detection(**head, iuv_shape=shape, index=i, _loader=_png_loader(png, shape, where))
     arr = _field(dp, "labels_uv_uint8") if not isinstance(dp, np.ndarray) else dp
     if arr is None:

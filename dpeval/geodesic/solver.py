@@ -503,6 +503,24 @@ class GeodesicSolver:
                 raise GeodesicError(f"could not read back the table at {self.cache_path()}.")
         return self.cache_path()
 
+    def open_cached_table(self) -> bool:
+        """Open (and spot-check) the cached all-pairs table if one exists; never build it.
+
+        :meth:`pairs` does the same on demand; a caller that knows a large query is coming
+        may run this on a thread first (``prepare`` does, while its workers decode maps),
+        but must not call :meth:`pairs` before it returns.
+
+        Returns
+        -------
+        bool
+            Whether a table is open now.
+        """
+        if self.mode == "legacy" or not self.cache or not self._table_fits():
+            return False
+        if self._table is None:
+            self._open_table(verify=True)
+        return self._table is not None
+
     def _meta(self, scale: float) -> dict[str, Any]:
         return _table.table_meta(self.template_id, self.checksum, self.n_vertices, scale)
 

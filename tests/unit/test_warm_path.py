@@ -204,3 +204,35 @@ def test_gt_mask_cache_misses_on_any_changed_input(tmp_path, monkeypatch):
     images[a.image_id] = dataclasses.replace(info, width=int(a.bbox[0]) + 3)
     m = gt_masks(dataclasses.replace(gt, images=images), "challenge2019")[k]
     assert m.mask.shape[1] <= 3
+
+
+def _records(n: int, corrupt: tuple[int, ...]) -> list[dict]:
+    iuv = np.zeros((3, 4, 5), np.uint8)
+    iuv[0, 1:3, 1:4] = 3
+    good = iuv_png.encode_iuv(iuv)
+    raw = bytearray(iuv_png._b64_bytes(good, "x"))
+    raw[-20] ^= 0x55  # inside the IDAT data: its CRC no longer matches
+    import base64
+
+    bad = base64.b64encode(bytes(raw)).decode()
+    return [
+        {"image_id": 1 + i // 10, "category_id": 1, "bbox": [0, 0, 5, 4], "score": 0.5,
+         "uv_shape": [3, 4, 5], "uv_data": bad if i in corrupt else good}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("corrupt", [(700,), (650, 40), (3, 1190)])
+def test_parallel_stream_checks_report_the_first_corrupt_map(corrupt):
+    from dpeval.formats import load_predictions
+
+    recs = _records(1200, corrupt)
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(FormatError) as e:
+            load_predictions(recs, format="challenge-json", workers=workers)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+    assert f"detection {min(corrupt)} " in messages[0] and "CRC mismatch" in messages[0]
+    ok = load_predictions(_records(1200, ()), format="challenge-json", workers=2)
+    assert len(ok.detections) == 1200
