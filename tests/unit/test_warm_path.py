@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from dpeval.errors import FormatError
+from dpeval.evaluation.masks import gt_mask, gt_masks
 from dpeval.formats import _kernels, _reference, iuv_png
 from dpeval.formats.coco_json import load_ground_truth
-from dpeval.evaluation.masks import gt_mask, gt_masks
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "official_golden"
 
@@ -140,7 +140,7 @@ def test_fast_path_refuses_what_pillow_refuses(kernel_path):
         iuv_png.decode_iuv(_png(good[:-16], 5, 4), (3, 4, 5))
     png = bytearray(_png(good, 5, 4))
     png[45] ^= 0xFF  # inside IDAT: CRC mismatch
-    with pytest.raises(FormatError, match="CRC mismatch|corrupt"):
+    with pytest.raises(FormatError, match=r"CRC mismatch|corrupt"):
         iuv_png.decode_iuv(bytes(png), (3, 4, 5))
     rgba = np.zeros((4, 5 * 4), np.uint8)  # alpha 0: refused as on the Pillow path
     with pytest.raises(FormatError, match="non-opaque alpha"):
