@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..formats.iuv_png import warm_decoder
 from ..formats.model import Detection, GroundTruth, GtPerson, Predictions
 from .masks import BoxMask, detection_mask, gt_mask, mask_iou
 
@@ -348,6 +349,7 @@ def run_images(
                 progress(n)
         return results
     if "fork" in multiprocessing.get_all_start_methods():
+        warm_decoder(sum(len(d) for d in plan.tops.values()))  # the workers inherit it
         n_chunks = min(len(keys), workers * 8)
         bounds = np.linspace(0, len(keys), n_chunks + 1).astype(int)
         chunks = [keys[a:b] for a, b in itertools.pairwise(bounds)]
