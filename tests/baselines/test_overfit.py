@@ -57,7 +57,7 @@ def test_fcn_overfits_eight_images(eight, tmp_path):
     cfg = dataclasses.replace(
         get_config("cpu"), width=16, fpn_channels=32, head_channels=32, batch_size=8,
         iters=150, warmup_iters=10, lr=1e-2, schedule="constant", time_budget=None,
-        flip=False, min_area=20,
+        flip=False, min_area=20, cpu_amp="off",
     )  # fmt: skip
     res = train(cfg, eight, tmp_path / "ckpt", split=SPLIT, device="cpu", progress=False)
     assert len(res.history) == 150
@@ -76,7 +76,7 @@ def test_rcnn_overfits_eight_images(eight, tmp_path):
     cfg = dataclasses.replace(
         get_config("cpu"), width=16, fpn_channels=32, head_width=32, head_convs=4,
         coarse_classes=2, fc_dim=128, batch_size=2, iters=RCNN_ITERS, warmup_iters=10,
-        lr=5e-3, time_budget=None, flip=False, ckpt_every=0,
+        lr=5e-3, time_budget=None, flip=False, ckpt_every=0, cpu_amp="off",
     )  # fmt: skip
     res = train(cfg, eight, tmp_path / "ckpt", split=SPLIT, device="cpu", progress=False)
     assert res.iters == RCNN_ITERS
