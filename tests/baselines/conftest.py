@@ -23,8 +23,9 @@ def _tiny_config():
     # 160 x 128 px, at most two people, no crowds, only medium and large people: big
     # enough for a 1/4-stride head to see parts, small enough for CPU smoke training.
     return SynthConfig(
-        scene=SceneConfig(width=160, height=128, max_people=2, crowd_prob=0.0,
-                          size_mix=(0.0, 0.5, 0.5))
+        scene=SceneConfig(
+            width=160, height=128, max_people=2, crowd_prob=0.0, size_mix=(0.0, 0.5, 0.5)
+        )
     )
 
 

@@ -301,8 +301,11 @@ def test_training_record_is_validated_and_kept(tmp_path):
     assert validate_entry(e)["training"]["iterations"] == 2000
     store = _store(tmp_path, e)
     assert read_entries(store)[0].data["training"] == e["training"]
-    for bad, msg in (([1, 2], "training"), ({"x": "y" * 20000}, "at most 16384"),
-                     ({"x": float("nan")}, "finite")):
+    for bad, msg in (
+        ([1, 2], "training"),
+        ({"x": "y" * 20000}, "at most 16384"),
+        ({"x": float("nan")}, "finite"),
+    ):
         e["training"] = bad
         with pytest.raises(FormatError, match=msg):
             validate_entry(e, "x.json")

@@ -63,7 +63,8 @@ def _reference_gps(mode, gt, preds, tpl, solver, image) -> np.ndarray:
                 )  # fmt: skip
                 if not inside:
                     continue
-                pi, pu, pv = int(iuv[0, row, col]), iuv[1, row, col] / 255.0, iuv[2, row, col] / 255.0
+                pi = int(iuv[0, row, col])
+                pu, pv = iuv[1, row, col] / 255.0, iuv[2, row, col] / 255.0
                 pi = 0 if pi > 24 else pi
                 if mode == "gt-iuv":
                     part, u, v = gi[n], gu[n], gv[n]
@@ -122,7 +123,7 @@ def test_gt_iuv_gps_is_the_fraction_of_points_inside_the_box(case):
 def test_oracle_orders_and_labels(case):
     """Perfect parts help, collapsing the chart to a point hurts; masks never change;
     the summary says it is an upper bound."""
-    gt, preds, tpl, solver = case
+    _gt, _preds, tpl, solver = case
     base = dpeval.score(PREDS, GT, template=tpl, solver=solver, workers=1)
     res = {
         m: dpeval.score(PREDS, GT, template=tpl, solver=solver, workers=1, oracle=m)
@@ -139,7 +140,7 @@ def test_oracle_orders_and_labels(case):
 
 
 def test_unknown_oracle_and_dense_maps_are_refused(case):
-    gt, preds, tpl, solver = case
+    _gt, _preds, tpl, solver = case
     with pytest.raises(ParamsError, match="unknown oracle 'gt'"):
         dpeval.score(PREDS, GT, template=tpl, solver=solver, oracle="gt")
 

@@ -190,8 +190,13 @@ def test_cli_scene_mix_options(tmp_path):
     from dpeval.synth.cli import parse_size_mix
 
     assert parse_size_mix("0,0.5,0.5") == (0.0, 0.5, 0.5)
-    for bad, msg in (("1,2", "three non-negative"), ("0.5,0.5,0.5", "sums to 1.5"),
-                     ("a,b,c", "three"), ("-0.5,1,0.5", "non-negative"), ("nan,0,1", "three")):
+    for bad, msg in (
+        ("1,2", "three non-negative"),
+        ("0.5,0.5,0.5", "sums to 1.5"),
+        ("a,b,c", "three"),
+        ("-0.5,1,0.5", "non-negative"),
+        ("nan,0,1", "three"),
+    ):
         with pytest.raises(ParamsError, match=msg):
             parse_size_mix(bad)
     parser = argparse.ArgumentParser(prog="dpeval")
