@@ -415,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "runs" / (recipe.name + ("-smoke" if args.smoke else ""))
     store = args.store or (out / "leaderboard" if args.smoke else ROOT / "leaderboard")
     try:
-        data = run(recipe, out.resolve(), store.resolve(), smoke=args.smoke, tag=args.tag)
+        tag = args.tag.strip().strip(",").strip()  # "--tag ', run 5'" gave "cpu, , run 5"
+        data = run(recipe, out.resolve(), store.resolve(), smoke=args.smoke, tag=tag)
     except (DpevalError, OSError, ValueError, subprocess.CalledProcessError) as e:
         print(f"dpeval: error: {e}", file=sys.stderr)
         return 2
