@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import StateError
 from ..formats.model import GroundTruth
 from ..params import BOX_FALLBACK_IOU, EvalParams
-from . import _kernels
+from . import _kernels, _reference
 from .prepare import ImageSims, Similarities
 
 __all__ = ["ImageMatch", "Matches", "match", "match_image", "similarity_matrix"]
@@ -60,6 +60,23 @@ class ImageMatch:
     dt_ignore: np.ndarray
     dt_scores: np.ndarray
     gt_ignore: np.ndarray
+
+
+_KERNEL_AFTER = 512
+"""Image matchings a process runs in plain Python (the kernel's twin,
+:func:`dpeval.evaluation._reference.greedy_match`) before the Numba kernel takes over:
+the bundled example needs 168 (14 images x 4 modes x 3 area ranges), which take about
+20 ms in Python, against 0.7 s to compile the kernel on a first run. Both give the same
+matches (``tests/unit/test_match.py`` compares them)."""
+_python_calls = 0
+
+
+def _greedy_match(*args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    global _python_calls
+    if _python_calls < _KERNEL_AFTER:
+        _python_calls += 1
+        return _reference.greedy_match(*args)  # type: ignore[arg-type]
+    return _kernels.greedy_match(*args)
 
 
 def match_image(
@@ -113,7 +130,7 @@ def match_image(
     s = np.ascontiguousarray(np.asarray(sim, dtype=np.float64)[:, order])
     use_box = box_ious is not None
     b = np.ascontiguousarray(np.asarray(box_ious, dtype=np.float64)[:, order]) if use_box else s
-    m, mg, dt_ignore = _kernels.greedy_match(
+    m, mg, dt_ignore = _greedy_match(
         s,
         np.ascontiguousarray(gt_ignore[order]),
         np.ascontiguousarray(np.asarray(gt_crowd, dtype=bool)[order]),

@@ -416,6 +416,9 @@ def prepare(
     """
     if decode not in DECODE_MODES:
         raise ParamsError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
+    ahead = getattr(solver, "compile_ahead", None)
+    if ahead is not None:  # a first run compiles the geodesic kernels meanwhile
+        ahead(sum(a.n_points for a in gt.annotations))
     pts = _gt_points(gt, template)
     keep_gt, keep_det = region_filter(gt, preds, protocol)  # PoseTrack ignore regions
     tops = top_detections(preds, max_dets, keep_det)

@@ -12,7 +12,13 @@ compiled loop and its numbers are those of the former single 200-line kernel
 (bit-identical fields and tables on the open template). Three helpers that several
 call sites share (``_dist``, ``_window``, ``_cone_side``) are ordinary compiled
 functions instead (LLVM still inlines them): inlined at IR level they cost 0.6 CPU-s
-more on a first-ever compile, for no measurable speed. The module is longer than
+more on a first-ever compile, for no measurable speed. Helpers that only kernels
+call are compiled without a CPython wrapper (``no_cpython_wrapper=True``: 0.3 s less
+of a first-ever compile), and every helper is called with one set of argument types,
+so each compiles once. :func:`geodesic_field` (full fields: the table and
+``GeodesicSolver.field``) and :func:`geodesic_targets` (early-stopped fields: grouped
+pairs) are separate kernels over the same propagation, so a command compiles only the
+one it runs. The module is longer than
 500 lines because it holds the whole engine: propagation, the parallel pair and table
 drivers and the table lookup, beside their twins.
 
@@ -70,7 +76,7 @@ def _sq(x):
     return x * x
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _dist(ax, ay, bx, by):
     """Distance between the points (ax, ay) and (bx, by)."""
     return math.sqrt(_sq(ax - bx) + _sq(ay - by))
@@ -120,7 +126,7 @@ def _straight(vertices, v, sx, sy, sz):
     return math.sqrt(_sq(vertices[v, 0] - sx) + _sq(vertices[v, 1] - sy) + _sq(vertices[v, 2] - sz))
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner):
     """Smallest distance to vertex ``v`` over the windows of its faces (inf if none)."""
     best = np.inf
@@ -134,7 +140,7 @@ def _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _targets_settled(floor, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner):
     """True when every target has a finite estimate and the queue floor has passed the
     largest of them by ``margin`` (plus 1 %): no later window can improve them."""
@@ -172,7 +178,7 @@ def _push(g, key, cur, inv_width, nbuckets, head, link):
 @njit(cache=True, inline="always")
 def _pop(slot, head, link):
     """Remove and return the first face of bucket ``slot`` (which is not empty)."""
-    f = head[slot]
+    f = np.int64(head[slot])  # int64 like the face loops: _window compiles once
     head[slot] = link[f, 1]
     if link[f, 1] >= 0:
         link[link[f, 1], 2] = -1
@@ -227,27 +233,21 @@ def _old_bound_tighter(x, y, ux, uy, vx, vy):
     return t < 0.0 and t * t > _COLINEAR * (_sq(ux - x) + _sq(uy - y)) * (_sq(vx - x) + _sq(vy - y))
 
 
-@njit(cache=True)
-def _cone_side(x, y, old, opaque, ux, uy, vx, vy, old_is_v):
+@njit(cache=True, no_cpython_wrapper=True)
+def _cone_side(x, y, old, opaque, ux, uy, vx, vy, ox, oy, ex, ey):
     """One side of the cone through a shared edge: ``U -> V`` is that side's edge end
     and incoming bound in clockwise order (left side: A, then the left bound; right
-    side: the right bound, then B); ``old_is_v`` says which of the two is the incoming
-    bound, which exists when ``old``.
+    side: the right bound, then B); ``O`` is the incoming bound (which exists when
+    ``old``) and ``E`` the edge end, i.e. ``(O, E)`` is ``(V, U)`` on the left side
+    and ``(U, V)`` on the right (passed as points rather than as a literal flag, so
+    that the function compiles once).
 
     The incoming bound is kept unless the edge end is ``opaque`` and at least as tight;
     the side is bounded when it had a bound or its edge end is opaque. Returns
     ``(bounded, px, py, at_end)``: the bounding point and whether it is the edge end.
     """
-    if old_is_v:
-        ox = vx
-        oy = vy
-        px = ux
-        py = uy
-    else:
-        ox = ux
-        oy = uy
-        px = vx
-        py = vy
+    px = ex
+    py = ey
     bounded = opaque
     at_end = True
     if old:
@@ -267,8 +267,8 @@ def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq
 
     Returns ``(x, y, sigma, has_left, lx, ly, has_right, rx, ry)`` of the new window.
     """
-    nlb, plx, ply, lin = _cone_side(x, y, lb, (opq & 1) != 0, ax, ay, lx, ly, True)
-    nrb, prx, pry, rin = _cone_side(x, y, rb, (opq & 2) != 0, rx, ry, bx, by, False)
+    nlb, plx, ply, lin = _cone_side(x, y, lb, (opq & 1) != 0, ax, ay, lx, ly, lx, ly, ax, ay)
+    nrb, prx, pry, rin = _cone_side(x, y, rb, (opq & 2) != 0, rx, ry, bx, by, rx, ry, bx, by)
     if nlb and nrb and _cross(plx - x, ply - y, prx - x, pry - y) >= 0.0:
         # empty cone: the window misses the edge, bend at the earlier vertex that
         # blocks it
@@ -299,7 +299,7 @@ def _through_edge(x, y, sig, lb, lx, ly, rb, rx, ry, ax, ay, bx, by, cx, cy, opq
     return nx, ny, nsig, nlb, plx, ply, nrb, prx, pry
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _window(state, link, f):
     """The window stored in face ``f``: ``(x, y, sigma, has_left, lx, ly, has_right, rx,
     ry)``, as :func:`_set_window` stores it."""
@@ -334,7 +334,7 @@ def _set_window(state, link, g, x, y, sig, key, lb, lx, ly, rb, rx, ry, entry):
 # ------------------------------------------------------------------ propagation
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", no_cpython_wrapper=True)
 def _expand(
     corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head, cur, count, nexp, until
 ):
@@ -507,8 +507,6 @@ def geodesic_field(
     state,
     link,
     head,
-    stop_t,
-    margin,
 ):
     """Geodesic distances from one vertex to every vertex (face-window propagation).
 
@@ -538,11 +536,70 @@ def geodesic_field(
     state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
         Work arrays (contents on entry are ignored); ``link`` holds the queue
         links (bucket, next, previous) and the cone flags plus entry edge.
+
+    Returns
+    -------
+    int
+        Number of face expansions.
+    """
+    count = _seed(source, corners, vf_off, vf_face, vf_corner, width, nbuckets, state, link, head)
+    cur = 0
+    nexp = 0
+    until = np.iinfo(np.int64).max  # no early stop; same argument types as geodesic_targets
+    args = (corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head)
+    _, _, nexp = _expand(*args, cur, count, nexp, until)
+    # vertex distances: smallest over the faces, each respecting its cone
+    _vertex_distances(faces, corners, state, link, out)
+    # never shorter than the straight line; exactly 0 at the source
+    sx = vertices[source, 0]
+    sy = vertices[source, 1]
+    sz = vertices[source, 2]
+    for v in range(out.shape[0]):
+        eu = _straight(vertices, v, sx, sy, sz)
+        if out[v] < eu:
+            out[v] = eu
+    out[source] = 0.0
+    return nexp
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def geodesic_targets(
+    source,
+    vertices,
+    faces,
+    corners,
+    hnbr,
+    hdat,
+    htwin,
+    hopq,
+    vf_off,
+    vf_face,
+    vf_corner,
+    width,
+    nbuckets,
+    out,
+    state,
+    link,
+    head,
+    stop_t,
+    margin,
+):
+    """:func:`geodesic_field` stopped early: distances to the targets ``stop_t`` only.
+
+    The propagation stops once the queue floor has passed the largest target estimate
+    by ``margin`` (+1 %), or when the queue is empty; only ``out[stop_t]`` and
+    ``out[source]`` are written, by the per-corner rule of the full field (smallest
+    over the vertex's faces, at least the straight line), so they equal the full
+    field's values (see solver.py; the tests check identity). A kernel of its own, so
+    that a command that needs only grouped pairs (the bundled example) compiles no
+    full-field pass, and the table build no early-stop test.
+
+    Parameters
+    ----------
+    source ... head
+        As for :func:`geodesic_field`.
     stop_t : (K,) int32
-        Targets for an early stop; empty for a full field. With targets, the
-        propagation stops once the queue floor has passed the largest target
-        estimate by ``margin`` (+1 %), and only ``out[stop_t]`` (and the source) are
-        written; the values equal those of the full field (see solver.py).
+        The targets.
     margin : float
         Safety distance of the early stop (a few face sizes).
 
@@ -555,35 +612,20 @@ def geodesic_field(
     cur = 0
     nexp = 0
     args = (corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head)
-    if stop_t.shape[0] == 0:
-        _, _, nexp = _expand(*args, cur, count, nexp, np.iinfo(np.int64).max)
-    else:
-        while count > 0:
-            cur, count, nexp = _expand(*args, cur, count, nexp, cur + 32)
-            if count > 0 and _targets_settled(
-                cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
-            ):
-                # early stop: only the targets, by the same per-corner rule as below
-                sx = vertices[source, 0]
-                sy = vertices[source, 1]
-                sz = vertices[source, 2]
-                for k in range(stop_t.shape[0]):
-                    v = stop_t[k]
-                    d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
-                    eu = _straight(vertices, v, sx, sy, sz)
-                    out[v] = eu if d < eu else d
-                out[source] = 0.0
-                return nexp
-    # vertex distances: smallest over the faces, each respecting its cone
-    _vertex_distances(faces, corners, state, link, out)
-    # never shorter than the straight line; exactly 0 at the source
+    while count > 0:
+        cur, count, nexp = _expand(*args, cur, count, nexp, cur + 32)
+        if count > 0 and _targets_settled(
+            cur * width, stop_t, margin, state, link, corners, vf_off, vf_face, vf_corner
+        ):
+            break
     sx = vertices[source, 0]
     sy = vertices[source, 1]
     sz = vertices[source, 2]
-    for v in range(out.shape[0]):
+    for k in range(stop_t.shape[0]):
+        v = stop_t[k]
+        d = _vertex_estimate(v, state, link, corners, vf_off, vf_face, vf_corner)
         eu = _straight(vertices, v, sx, sy, sz)
-        if out[v] < eu:
-            out[v] = eu
+        out[v] = eu if d < eu else d
     out[source] = 0.0
     return nexp
 
@@ -633,52 +675,6 @@ def group_by_source(hi, lo, nv):
 
 
 @njit(cache=True, parallel=True)
-def pairs_by_source(sources, ptr, perm, targets, result, nchunks, mesh, margin):
-    """Distances for pairs grouped by source, one field per source, in parallel.
-
-    Each field stops early once its own targets are settled (see
-    :func:`geodesic_field`), so near pairs cost a small patch of the mesh.
-
-    Parameters
-    ----------
-    sources : (S,) int64
-        Sources to compute (those with at least one pair).
-    ptr, perm
-        Grouping from :func:`group_by_source`.
-    targets : (N,) int32
-        Target (the smaller id) of each pair.
-    result : (N,) float64
-        Receives ``d(source, target)`` at the grouped pair positions.
-    nchunks : int
-        Number of contiguous source chunks (the parallel work items).
-    mesh : tuple
-        The mesh arrays and queue settings of :func:`geodesic_field`, in its order
-        (``vertices`` ... ``nbuckets``).
-    margin : float
-        Early-stop margin, as for :func:`geodesic_field`.
-    """
-    nv = mesh[0].shape[0]
-    nf = mesh[1].shape[0]
-    nbuckets = mesh[11]
-    ns = sources.shape[0]
-    for ck in prange(nchunks):
-        lo = ck * ns // nchunks
-        hi = (ck + 1) * ns // nchunks
-        if lo >= hi:
-            continue
-        out, state, link, head = _field_work(nv, nf, nbuckets)
-        for i in range(lo, hi):
-            s = sources[i]
-            stop_t = np.empty(ptr[s + 1] - ptr[s], np.int32)
-            for q in range(ptr[s], ptr[s + 1]):
-                stop_t[q - ptr[s]] = targets[perm[q]]
-            geodesic_field(s, *mesh, out, state, link, head, stop_t, margin)
-            for q in range(ptr[s], ptr[s + 1]):
-                k = perm[q]
-                result[k] = out[targets[k]]
-
-
-@njit(cache=True, parallel=True)
 def fill_condensed(table, scale, row_lo, row_hi, nchunks, mesh):
     """Fill rows ``row_lo:row_hi`` of the quantised condensed distance table.
 
@@ -714,12 +710,11 @@ def fill_condensed(table, scale, row_lo, row_hi, nchunks, mesh):
         if lo >= hi:
             continue
         out, state, link, head = _field_work(nv, nf, nbuckets)
-        no_targets = np.empty(0, np.int32)
         m = 0.0
         for a in range(lo, hi):
             if a == 0:
                 continue
-            geodesic_field(a, *mesh, out, state, link, head, no_targets, 0.0)
+            geodesic_field(a, *mesh, out, state, link, head)
             base = a * (a - 1) // 2
             for b in range(a):
                 val = out[b]

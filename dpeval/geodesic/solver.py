@@ -89,6 +89,7 @@ from .._typing import ArrayLike, Float64Array, PathLike
 from ..errors import GeodesicError
 from . import _kernels
 from . import table as _table
+from . import warmup as _warmup
 from .mesh import Mesh
 from .table import CACHE_LIMIT_BYTES, ENGINE_VERSION, QUANT_MAX
 
@@ -109,8 +110,6 @@ vertices as sources."""
 _OPEN_CACHED_MIN_SOURCES = 32  # fewer sources: computing is cheaper than verifying
 _CHUNKS_PER_THREAD = 16  # parallel work items per thread (sources split evenly)
 _BLOCK = 1 << 21  # pairs handled per block in the table lookup (bounds memory)
-
-_NO_TARGETS = np.empty(0, np.int32)
 
 Mode = Literal["auto", "legacy", "engine"]
 _MODES = ("auto", "legacy", "engine")
@@ -254,6 +253,7 @@ class GeodesicSolver:
         self._checksum = str(checksum) if checksum else None
         self._table: np.ndarray | None = None
         self._scale = 1.0
+        self._warmup: _warmup.Warmup | None = None
 
     @classmethod
     def from_mesh(
@@ -334,6 +334,30 @@ class GeodesicSolver:
         )
 
     # ------------------------------------------------------------------ queries
+    def compile_ahead(self, n_sources: int) -> None:
+        """Start compiling, in a forked process, the kernels a query of about
+        ``n_sources`` sources will run (:mod:`dpeval.geodesic.warmup`), if Numba's cache
+        lacks them; the first query waits for it. ``prepare`` calls this before it
+        decodes the maps. A no-op in legacy mode and on a warm install.
+
+        Parameters
+        ----------
+        n_sources : int
+            An upper bound of the number of distinct sources (the GT points): above
+            :data:`TABLE_SOURCE_FRACTION` of the vertices the table kernels, else the
+            grouped one.
+        """
+        if self.mode != "engine" or self._warmup is not None:
+            return
+        big = self.cache and self._table_fits() and n_sources > TABLE_SOURCE_FRACTION * self._nv
+        if big and self.cache_path().exists():
+            return  # the table is there: only the spot check's field, not worth a child
+        self._warmup = _warmup.start(_warmup.TABLE if big else _warmup.GROUPED)
+
+    def _ready(self) -> None:
+        if self._warmup is not None:
+            self._warmup.wait()
+
     def field(self, source: int) -> Float64Array:
         """Distances from one vertex to every vertex (always computed by the engine).
 
@@ -366,7 +390,8 @@ class GeodesicSolver:
             raise GeodesicError(f"source: shape {s.shape}; expected a single vertex id.")
         m = self._mesh
         work = _field_work(m)
-        _kernels.geodesic_field(int(s), *m.kernel_args(), *work, _NO_TARGETS, 0.0)
+        self._ready()
+        _kernels.geodesic_field(int(s), *m.kernel_args(), *work)
         return work[0]
 
     def pairs(self, a: ArrayLike, b: ArrayLike) -> Float64Array:
@@ -545,6 +570,7 @@ class GeodesicSolver:
         t0 = time.perf_counter()
 
         def fill(arr: np.ndarray, scale: float) -> float:
+            self._ready()
             dmax = 0.0
             with _numba_threads(self.threads, dynamic=True) as nthreads:
                 nblocks = 8
@@ -602,12 +628,12 @@ class GeodesicSolver:
     def _grouped(self, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
         """Pairs grouped by source, one early-stopped field per source.
 
-        The fields are dispatched from Python to the GIL-free :func:`geodesic_field`
-        on a thread pool rather than through the ``parallel=True`` kernel
-        ``pairs_by_source``: the numbers are the same (one field per source, computed
-        by one thread), and a first run on a fresh install compiles two kernels fewer
-        (``pairs_by_source``'s parallel lowering alone took as long as the field
-        itself; see ``benchmarks/score.py --first-run``).
+        The fields (:func:`~dpeval.geodesic._kernels.geodesic_targets`) are dispatched
+        from Python to the GIL-free kernel on a thread pool rather than from a
+        ``parallel=True`` kernel: the numbers are the same (one field per source,
+        computed by one thread), and a first run on a fresh install compiles less (the
+        parallel lowering of such a driver took as long as the field itself; see
+        ``benchmarks/score.py``).
         """
         m = self._mesh
         hi = np.maximum(fa, fb)
@@ -622,6 +648,7 @@ class GeodesicSolver:
             return result
         args = m.kernel_args()
         margin = float(m.stop_margin)
+        self._ready()
 
         def run(g0: int, g1: int) -> None:
             work = _field_work(m)
@@ -629,7 +656,7 @@ class GeodesicSolver:
             for g in range(g0, g1):
                 idx = perm[starts[g] : ends[g]]
                 stop_t = lo[idx]  # a fancy-indexed copy: C-contiguous int32
-                _kernels.geodesic_field(int(hs[starts[g]]), *args, *work, stop_t, margin)
+                _kernels.geodesic_targets(int(hs[starts[g]]), *args, *work, stop_t, margin)
                 result[idx] = out[stop_t]
 
         n_threads = self.threads or numba.get_num_threads()
