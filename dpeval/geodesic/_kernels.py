@@ -471,9 +471,10 @@ def _seed(source, corners, vf_off, vf_face, vf_corner, width, nbuckets, state, l
 
 
 @njit(cache=True, inline="always")
-def _vertex_distances(faces, corners, state, link, out):
-    """``out[v]``: the smallest distance to ``v`` over its faces' windows (inf if none)."""
-    for v in range(out.shape[0]):
+def _vertex_distances(faces, corners, state, link, out, nout):
+    """``out[v]`` for ``v < nout``: the smallest distance to ``v`` over its faces'
+    windows (inf if none); the rest of ``out`` is not written."""
+    for v in range(nout):
         out[v] = np.inf
     for f in range(faces.shape[0]):
         if state[f, 3] == np.inf:
@@ -481,7 +482,7 @@ def _vertex_distances(faces, corners, state, link, out):
         x, y, sig, lb, lx, ly, rb, rx, ry = _window(state, link, f)
         for i in range(3):
             v = faces[f, i]
-            if sig >= out[v]:
+            if v >= nout or sig >= out[v]:
                 continue
             dd = _window_dist(x, y, sig, lb, lx, ly, rb, rx, ry, corners[f, i, 0], corners[f, i, 1])
             if dd < out[v]:
@@ -507,6 +508,7 @@ def geodesic_field(
     state,
     link,
     head,
+    nout,
 ):
     """Geodesic distances from one vertex to every vertex (face-window propagation).
 
@@ -536,6 +538,10 @@ def geodesic_field(
     state : (F, 8) float64, link : (F, 4) int32, head : (nbuckets,) int32
         Work arrays (contents on entry are ignored); ``link`` holds the queue
         links (bucket, next, previous) and the cone flags plus entry edge.
+    nout : int
+        Write ``out[:nout]`` only (V for a whole field; the table's row ``a`` needs
+        the vertices below ``a``, which saves up to a quarter of a field). The values
+        do not depend on it.
 
     Returns
     -------
@@ -549,16 +555,17 @@ def geodesic_field(
     args = (corners, hnbr, hdat, htwin, hopq, width, nbuckets, state, link, head)
     _, _, nexp = _expand(*args, cur, count, nexp, until)
     # vertex distances: smallest over the faces, each respecting its cone
-    _vertex_distances(faces, corners, state, link, out)
+    _vertex_distances(faces, corners, state, link, out, nout)
     # never shorter than the straight line; exactly 0 at the source
     sx = vertices[source, 0]
     sy = vertices[source, 1]
     sz = vertices[source, 2]
-    for v in range(out.shape[0]):
+    for v in range(nout):
         eu = _straight(vertices, v, sx, sy, sz)
         if out[v] < eu:
             out[v] = eu
-    out[source] = 0.0
+    if source < nout:
+        out[source] = 0.0
     return nexp
 
 
@@ -714,7 +721,7 @@ def fill_condensed(table, scale, row_lo, row_hi, nchunks, mesh):
         for a in range(lo, hi):
             if a == 0:
                 continue
-            geodesic_field(a, *mesh, out, state, link, head)
+            geodesic_field(a, *mesh, out, state, link, head, a)  # the row: b < a
             base = a * (a - 1) // 2
             for b in range(a):
                 val = out[b]

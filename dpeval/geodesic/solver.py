@@ -391,7 +391,7 @@ class GeodesicSolver:
         m = self._mesh
         work = _field_work(m)
         self._ready()
-        _kernels.geodesic_field(int(s), *m.kernel_args(), *work)
+        _kernels.geodesic_field(int(s), *m.kernel_args(), *work, m.n_vertices)
         return work[0]
 
     def pairs(self, a: ArrayLike, b: ArrayLike) -> Float64Array:

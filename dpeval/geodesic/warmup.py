@@ -115,7 +115,7 @@ def _compile(names: tuple[str, ...]) -> None:
             stop = np.array([0, 2], np.int32)
             _kernels.geodesic_targets(3, *args, *work, stop, float(m.stop_margin))
         elif name == "geodesic_field":
-            _kernels.geodesic_field(3, *args, *work)
+            _kernels.geodesic_field(3, *args, *work, m.n_vertices)
         elif name == "fill_condensed":
             table = np.zeros(6, np.uint16)
             _kernels.fill_condensed(table, 1e-4, 0, 4, _CHUNKS_PER_THREAD, args)
