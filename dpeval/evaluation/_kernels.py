@@ -1,9 +1,12 @@
 """Stage 4 (evaluation): the Numba kernels of :mod:`dpeval.evaluation`.
 
-:func:`greedy_match` runs DensePose's greedy matching of one image; it trusts its
-input (the wrapper :func:`dpeval.evaluation.match.match_image` sorts the GTs and passes
+:func:`greedy_match` runs DensePose's greedy matching of one image; it trusts its input
+(the wrapper :func:`dpeval.evaluation.match.match_image` sorts the GTs and passes
 C-contiguous float64/bool arrays). Its slow twin of the same name, the pycocotools
-loops written out, is in :mod:`dpeval.evaluation._reference`.
+loops written out, is in :mod:`dpeval.evaluation._reference`. :func:`match_images`
+runs it on every image of a large set for every area range in one call (the per-image
+Python around each call cost about 25 us, 0.45 s of a warm minival run); its reference
+is :func:`~dpeval.evaluation.match.match_image` image by image (tested).
 
 :func:`resize_above` is the challenge2019 GT mask step of
 :mod:`dpeval.evaluation.masks`: the OpenCV-style bilinear resize of a 256x256 label map,
@@ -92,6 +95,90 @@ def greedy_match(sim, ig, crowd, thresholds, box, use_box, fallback_iou):
                     match_gt[last, d] = m
                     gt_matched[last, m] = True
     return matched, match_gt, dt_ig
+
+
+@njit(cache=True)
+def match_images(
+    sim, box, pair_off, det_off, gt_off, no_dense, crowd, gt_area, det_area, area_lo, area_hi,
+    thresholds, fallback_iou,
+):  # fmt: skip
+    """:func:`dpeval.evaluation.match.match_image` of every image for every area range,
+    in one call (rules 1-5 of :mod:`dpeval.evaluation.match`; the box fallback on).
+
+    Parameters
+    ----------
+    sim, box : (P,) float64
+        Each image's (D, G) similarities and box IoUs, row-major, concatenated.
+    pair_off : (N + 1,) int64
+        Image ``k``'s matrices are ``sim[pair_off[k]:pair_off[k + 1]]``.
+    det_off, gt_off : (N + 1,) int64
+        Image ``k``'s detections (score order) and GTs (file order) in the flat arrays.
+    no_dense, crowd : (sum G,) bool
+    gt_area : (sum G,) float64
+    det_area : (sum D,) float64
+    area_lo, area_hi : (A,) float64
+        Inclusive area ranges.
+    thresholds : (T,) float64
+    fallback_iou : float
+
+    Returns
+    -------
+    matched, match_gt, dt_ignore : (A, T, sum D)
+        bool, int64 (GT index in the image's file order, -1 when unmatched), bool.
+    gt_ignore : (A, sum G) bool
+    """
+    n_img = det_off.shape[0] - 1
+    n_a = area_lo.shape[0]
+    n_t = thresholds.shape[0]
+    matched = np.zeros((n_a, n_t, det_off[n_img]), np.bool_)
+    match_gt = np.full((n_a, n_t, det_off[n_img]), -1, np.int64)
+    dt_ignore = np.zeros((n_a, n_t, det_off[n_img]), np.bool_)
+    gt_ignore = np.zeros((n_a, gt_off[n_img]), np.bool_)
+    for k in range(n_img):
+        d0 = det_off[k]
+        g0 = gt_off[k]
+        n_d = det_off[k + 1] - d0
+        n_g = gt_off[k + 1] - g0
+        p0 = pair_off[k]
+        for a in range(n_a):
+            lo = area_lo[a]
+            hi = area_hi[a]
+            n_ig = 0
+            for g in range(n_g):
+                ig = no_dense[g0 + g] or gt_area[g0 + g] < lo or gt_area[g0 + g] > hi
+                gt_ignore[a, g0 + g] = ig
+                n_ig += ig
+            if n_g == 0 or n_ig == n_g:  # rule 2: nothing to match, all ignored
+                for t in range(n_t):
+                    for d in range(n_d):
+                        dt_ignore[a, t, d0 + d] = True
+                continue
+            order = np.empty(n_g, np.int64)  # rule 1: non-ignored first, stable
+            q = 0
+            for want in (False, True):
+                for g in range(n_g):
+                    if gt_ignore[a, g0 + g] == want:
+                        order[q] = g
+                        q += 1
+            s = np.empty((n_d, n_g))
+            b = np.empty((n_d, n_g))
+            ig_s = np.empty(n_g, np.bool_)
+            cr_s = np.empty(n_g, np.bool_)
+            for j in range(n_g):
+                ig_s[j] = gt_ignore[a, g0 + order[j]]
+                cr_s[j] = crowd[g0 + order[j]]
+                for d in range(n_d):
+                    s[d, j] = sim[p0 + d * n_g + order[j]]
+                    b[d, j] = box[p0 + d * n_g + order[j]]
+            m, mg, dig = greedy_match(s, ig_s, cr_s, thresholds, b, True, fallback_iou)
+            for d in range(n_d):
+                out_of_range = det_area[d0 + d] < lo or det_area[d0 + d] > hi
+                for t in range(n_t):
+                    matched[a, t, d0 + d] = m[t, d]
+                    if mg[t, d] >= 0:
+                        match_gt[a, t, d0 + d] = order[mg[t, d]]
+                    dt_ignore[a, t, d0 + d] = dig[t, d] or (out_of_range and not m[t, d])
+    return matched, match_gt, dt_ignore, gt_ignore
 
 
 @njit(cache=True, inline="always")

@@ -202,6 +202,9 @@ def match(similarities: Similarities, gt: GroundTruth, params: EvalParams) -> Ma
     """
     gts = gt.annotations
     thr = params.iou_thrs
+    ids = tuple(sorted(gt.images)), tuple(sorted(gt.categories))
+    if len(similarities.images) * len(params.area_ranges) >= BATCH_AFTER:
+        return Matches(_match_batched(similarities, gt, params), *ids)
     out: dict[tuple[int, int, int], ImageMatch] = {}
     for s in similarities.images:
         sim = similarity_matrix(s, params)
@@ -212,4 +215,61 @@ def match(similarities: Similarities, gt: GroundTruth, params: EvalParams) -> Ma
             out[(s.image_id, s.category_id, a)] = match_image(
                 sim, s.box_iou, no_dense, crowd, area, s.det_area, s.det_scores, (lo, hi), thr
             )
-    return Matches(out, tuple(sorted(gt.images)), tuple(sorted(gt.categories)))
+    return Matches(out, *ids)
+
+
+BATCH_AFTER = 512
+"""Matchings (images x area ranges) of one mode from which :func:`match` runs them all in
+one :func:`~dpeval.evaluation._kernels.match_images` call; fewer go image by image
+(:func:`match_image`). Both give the same matches (``tests/unit/test_match.py``)."""
+
+
+_NONE = np.zeros(0)
+
+
+def _match_batched(
+    similarities: Similarities, gt: GroundTruth, params: EvalParams
+) -> dict[tuple[int, int, int], ImageMatch]:
+    """:func:`match_image` of every (image, area range) through one kernel call."""
+    gts = gt.annotations
+    images = similarities.images
+    sims = [np.asarray(similarity_matrix(s, params), dtype=np.float64) for s in images]
+    det_off = np.zeros(len(images) + 1, np.int64)
+    gt_off = np.zeros(len(images) + 1, np.int64)
+    pair_off = np.zeros(len(images) + 1, np.int64)
+    np.cumsum([m.shape[0] for m in sims], out=det_off[1:])
+    np.cumsum([m.shape[1] for m in sims], out=gt_off[1:])
+    np.cumsum([m.size for m in sims], out=pair_off[1:])
+    flat = [g for s in images for g in s.gt_index]
+    no_dense = np.array([not gts[g].has_dense for g in flat], dtype=bool)
+    crowd = np.array([gts[g].iscrowd for g in flat], dtype=bool)
+    area = np.array([gts[g].area for g in flat], dtype=np.float64)
+    ranges = params.area_ranges
+    matched, match_gt, dt_ignore, gt_ignore = _kernels.match_images(
+        np.concatenate([m.ravel() for m in sims] or [_NONE]),
+        np.concatenate([np.asarray(s.box_iou, np.float64).ravel() for s in images] or [_NONE]),
+        pair_off,
+        det_off,
+        gt_off,
+        no_dense,
+        crowd,
+        area,
+        np.concatenate([np.asarray(s.det_area, np.float64) for s in images] or [_NONE]),
+        np.array([lo for _, lo, _ in ranges], np.float64),
+        np.array([hi for _, _, hi in ranges], np.float64),
+        np.asarray(params.iou_thrs, dtype=np.float64),
+        BOX_FALLBACK_IOU,
+    )
+    out: dict[tuple[int, int, int], ImageMatch] = {}
+    for k, s in enumerate(images):
+        d0, d1, g0, g1 = det_off[k], det_off[k + 1], gt_off[k], gt_off[k + 1]
+        scores = np.asarray(s.det_scores, dtype=np.float64)
+        for a in range(len(ranges)):
+            out[(s.image_id, s.category_id, a)] = ImageMatch(
+                matched[a, :, d0:d1],
+                match_gt[a, :, d0:d1],
+                dt_ignore[a, :, d0:d1],
+                scores,
+                gt_ignore[a, g0:g1],
+            )
+    return out

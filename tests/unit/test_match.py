@@ -180,3 +180,66 @@ def test_kernel_equals_reference_twin():
             b = _match_reference.greedy_match(sim, ig, crowd, THR, box, use_box, 0.8)
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
+
+
+def test_batched_matching_equals_image_by_image(monkeypatch):
+    """``match`` on a large set runs every (image, area range) in one kernel call; the
+    matches must be those of ``match_image`` image by image, edge cases included (no GT,
+    no detection, every GT ignored, crowds, out-of-range areas, ties, zeros)."""
+    import sys
+    from types import SimpleNamespace
+
+    from dpeval.evaluation.prepare import ImageSims
+
+    match_mod = sys.modules["dpeval.evaluation.match"]
+    rng = np.random.default_rng(8)
+    anns, images = [], []
+    for k in range(400):
+        d, g = int(rng.integers(0, 7)), int(rng.integers(0, 6))
+        gt_index = np.arange(len(anns), len(anns) + g)
+        for _ in range(g):
+            anns.append(
+                SimpleNamespace(
+                    has_dense=bool(rng.random() < 0.8),
+                    iscrowd=bool(rng.random() < 0.15),
+                    area=float(rng.choice([500.0, 2000.0, 9216.0, 50000.0])),
+                )
+            )
+
+        def sim(d=d, g=g):
+            return np.round(rng.random((d, g)), 1) * (rng.random((d, g)) < 0.7)
+
+        images.append(
+            ImageSims(
+                image_id=k,
+                category_id=1,
+                gt_index=gt_index,
+                det_index=np.arange(d),
+                det_scores=np.sort(rng.random(d))[::-1].copy(),
+                det_area=rng.choice([500.0, 2000.0, 9216.0, 50000.0], d),
+                gps_paper=sim(),
+                gps_per_part=sim(),
+                mask_iou=sim(),
+                box_iou=np.round(rng.random((d, g)), 1),
+            )
+        )
+    gt = SimpleNamespace(annotations=anns, images=dict.fromkeys(range(400)), categories={1: "p"})
+    sims = SimpleNamespace(images=images)
+    monkeypatch.setattr(match_mod, "_python_calls", 10**9)  # the kernel, not the twin
+    for metric in ("gps", "gpsm", "iou"):
+        params = EvalParams(metric=metric)
+        assert len(images) * len(params.area_ranges) >= match_mod.BATCH_AFTER
+        batched = match_mod.match(sims, gt, params)
+        monkeypatch.setattr(match_mod, "BATCH_AFTER", 10**9)
+        single = match_mod.match(sims, gt, params)
+        monkeypatch.undo()
+        monkeypatch.setattr(match_mod, "_python_calls", 10**9)
+        assert batched.images.keys() == single.images.keys()
+        assert (batched.image_ids, batched.cat_ids) == (single.image_ids, single.cat_ids)
+        for key, want in single.images.items():
+            got = batched.images[key]
+            for field in ("dt_matched", "dt_match_gt", "dt_ignore", "dt_scores", "gt_ignore"):
+                a, b = getattr(got, field), getattr(want, field)
+                assert a.dtype == b.dtype and a.shape == b.shape, (key, field)
+                np.testing.assert_array_equal(a, b, err_msg=f"{key} {field}")
+        assert sum(m.dt_matched.any() for m in batched.images.values()) > 100
