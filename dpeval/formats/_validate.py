@@ -167,6 +167,8 @@ def _json_path(doc: Any, target: dict[str, Any]) -> str:
 
 def as_int(value: Any, where: str, name: str) -> int:
     """An integer field (``bool`` refused; integral floats such as ``785.0`` accepted)."""
+    if type(value) is int:  # the common case first (bool is not int by type)
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise fail(where, f"{name!r} is {value!r}", "expected an integer")
     if isinstance(value, (int, np.integer)):
@@ -178,6 +180,8 @@ def as_int(value: Any, where: str, name: str) -> int:
 
 def as_finite(value: Any, where: str, name: str) -> float:
     """A finite real number field."""
+    if type(value) is float and math.isfinite(value):  # the common case first
+        return value
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
     ):
@@ -189,6 +193,12 @@ def as_finite(value: Any, where: str, name: str) -> float:
 
 def as_bbox(value: Any, where: str, name: str = "bbox") -> np.ndarray:
     """``[x, y, w, h]``: 4 finite numbers with ``w, h >= 0`` -> ``(4,) float64``."""
+    if type(value) is list and len(value) == 4:  # the common case: four plain numbers
+        t = (type(value[0]), type(value[1]), type(value[2]), type(value[3]))
+        if all(k is float or k is int for k in t):
+            box = np.array([float(v) for v in value])
+            if np.isfinite(box).all() and box[2] >= 0 and box[3] >= 0:
+                return box
     if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or len(value) != 4:

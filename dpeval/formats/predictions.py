@@ -345,13 +345,20 @@ def _check_png(
     zlib stream of the right length), so a corrupt map is found even on a detection the
     scorer never decodes (the official evaluator decodes every map).
     """
-    prefix = data[:256].translate(_WS)[:44]
-    try:
-        head = base64.b64decode(prefix + "=" * (-len(prefix) % 4), validate=True)
+    try:  # the common case: one line of valid base64; its first 33 bytes are the header
+        png: bytes | None = binascii.a2b_base64(data, strict_mode=True)
+        head = png[:33]
     except (binascii.Error, ValueError):
-        raise fail(
-            where, "'uv_data' does not start with valid base64", "expected the base64 text of a PNG"
-        ) from None
+        png = None
+        prefix = data[:256].translate(_WS)[:44]
+        try:
+            head = base64.b64decode(prefix + "=" * (-len(prefix) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise fail(
+                where,
+                "'uv_data' does not start with valid base64",
+                "expected the base64 text of a PNG",
+            ) from None
     if len(head) < 26:  # too short to hold a header: let the full decoder say why
         decode_iuv(data, shape, where=where)
         raise fail(where, "'uv_data' is too short to hold a PNG", "re-encode the map")
@@ -362,7 +369,8 @@ def _check_png(
             f"PNG is {height}x{width} (HxW) but uv_shape is {list(shape)}",
             "uv_shape must be [3, H, W] of the encoded map",
         )
-    png = _b64_bytes(data, where)
+    if png is None:
+        png = _b64_bytes(data, where)
     if streams is None:
         check_png_stream(png, where)
     else:
