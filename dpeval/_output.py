@@ -72,6 +72,9 @@ def progress_bar(*, quiet: bool = False, **options: Any) -> Iterator[Any]:
         return
     from tqdm import tqdm
 
+    # no monitor thread: scoring forks workers (and a compile-ahead child), which a
+    # running thread would make unsafe
+    tqdm.monitor_interval = 0
     bar = tqdm(file=sys.stderr, leave=False, **options)
     try:
         yield bar

@@ -11,8 +11,9 @@ from the cache (about 0.1 s). The compiled code, and so every number, is the sam
 either way.
 
 Nothing is forked when every kernel asked for is in the cache already (a warm run),
-when Numba's cache is off, or where ``fork`` does not exist; if the child fails or
-saves nothing, the parent compiles as it would have (the wait is bounded).
+when Numba's cache is off, where ``fork`` does not exist, or while other threads of the
+process run (a fork beside them could deadlock the child); if the child fails or saves
+nothing, the parent compiles as it would have (the wait is bounded).
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def start(names: Sequence[str]) -> Warmup | None:
     cache, unless all are cached already; None when nothing was started."""
     todo = uncached(names)
     if not todo or "fork" not in mp.get_all_start_methods():
+        return None
+    if threading.active_count() > 1:  # forking beside running threads may deadlock the child
+        log.info("geodesic kernel warm-up skipped: other threads are running")
         return None
     try:
         proc = mp.get_context("fork").Process(
