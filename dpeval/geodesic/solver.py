@@ -44,9 +44,13 @@ all vertices (``benchmarks/geodesic.py`` repeats it on 8):
   blocking vertices), worst underestimate -4.4 %;
 * pairs closer than 2 cm: absolute error mean 0.016 mm, worst 0.75 mm;
 * never below the straight-line distance (clamped);
-* cached tables are quantised to ``uint16`` with ``scale = 1.25 x`` the largest
-  distance found by a double sweep ``/ 65534`` (0.038 mm per step on the
-  template), adding at most ``scale / 2`` (0.019 mm) to every pair.
+* on meshes whose table fits the cache, :meth:`GeodesicSolver.pairs` rounds every
+  distance to a power-of-two step at or above ``2.02 x`` the largest distance found by
+  a double sweep ``/ 65534`` (:attr:`GeodesicSolver.quant_scale`, 2^-13 m = 0.12 mm on
+  the template; at most 0.061 mm per pair; the rounding itself is exact), from the
+  ``uint16`` table or from a field alike, so a run gives
+  the same numbers whether or not a table was cached, with the cache on or off, in one
+  query or in batches (:meth:`GeodesicSolver.field` stays unrounded).
 
 Cost: one field takes about 6-8 ms on the template on one core of the project
 machine (linear in the mesh size: about 31 ms at 53k vertices), i.e. about
@@ -110,6 +114,7 @@ vertices as sources."""
 _OPEN_CACHED_MIN_SOURCES = 32  # fewer sources: computing is cheaper than verifying
 _CHUNKS_PER_THREAD = 16  # parallel work items per thread (sources split evenly)
 _BLOCK = 1 << 21  # pairs handled per block in the table lookup (bounds memory)
+_SCALES: dict[str, float] = {}  # mesh checksum -> quant_scale, once per process
 
 Mode = Literal["auto", "legacy", "engine"]
 _MODES = ("auto", "legacy", "engine")
@@ -369,9 +374,10 @@ class GeodesicSolver:
         Returns
         -------
         (V,) float64
-            Distances in the template's unit; ``0`` at ``source``. Note that
-            :meth:`pairs` uses ``max(a, b)`` as the source, so ``field(s)[t]`` can
-            differ from ``pairs(s, t)`` by the engine's error when ``t > s``.
+            Distances in the template's unit; ``0`` at ``source``; not rounded. Note
+            that :meth:`pairs` uses ``max(a, b)`` as the source, so ``field(s)[t]`` can
+            differ from ``pairs(s, t)`` by the engine's error when ``t > s``, and that
+            it rounds to :attr:`quant_scale` where the mesh's table fits the cache.
 
         Raises
         ------
@@ -406,8 +412,10 @@ class GeodesicSolver:
         -------
         float64 array, same shape as ``a``
             ``d(a[k], b[k])``; the source of each pair is ``max(a, b)`` so the result
-            is symmetric, and ``d(i, i) = 0``. In legacy mode: the official table's
-            value ``P[i(i-1)/2 + j]`` with ``i = max``, ``j = min``.
+            is symmetric, and ``d(i, i) = 0``. Where the mesh's table fits the cache,
+            every value is a multiple of :attr:`quant_scale` (the table's value, whether
+            the table is used or not). In legacy mode: the official table's value
+            ``P[i(i-1)/2 + j]`` with ``i = max``, ``j = min``.
 
         Raises
         ------
@@ -444,7 +452,10 @@ class GeodesicSolver:
                 self._open_table(verify=True)
         if self._table is not None:
             return self._lookup(self._table, self._scale, fa, fb).reshape(shape)
-        return self._grouped(fa, fb).reshape(shape)
+        d = self._grouped(fa, fb)
+        if self._table_fits():  # the table's numbers, table or not (cache on or off)
+            d = _table.quantize(d, self.quant_scale)
+        return d.reshape(shape)
 
     def condensed_table(self) -> np.ndarray:
         """All pairs as one condensed float32 table in the official order.
@@ -555,6 +566,9 @@ class GeodesicSolver:
         if found is None:
             return False
         table, scale = found
+        if scale != self.quant_scale:
+            log.warning("cached geodesic table %s has another step; recomputing it", path)
+            return False
         if verify and not _table.spot_check(table, scale, self.n_vertices, self.field):
             log.warning("cached geodesic table %s fails its spot check; recomputing it", path)
             return False
@@ -590,7 +604,7 @@ class GeodesicSolver:
                         progress(hi * (hi - 1) // 2, nv * (nv - 1) // 2)
             return dmax
 
-        _table.write_table(path, nv, self._initial_scale(), fill, self._meta)
+        _table.write_table(path, nv, self.quant_scale, fill, self._meta)
         log.info(
             "geodesic table: built %s (%.0f MiB) in %.1f s",
             path,
@@ -598,13 +612,35 @@ class GeodesicSolver:
             time.perf_counter() - t0,
         )
 
-    def _initial_scale(self) -> float:
-        """Quantisation step from a double sweep (1.25 x the eccentricity found)."""
-        d0 = self.field(0)
-        far = int(np.argmax(np.where(np.isfinite(d0), d0, -1.0)))
-        d1 = self.field(far)
-        top = float(np.max(d1[np.isfinite(d1)]))
-        return max(top, 1e-12) * 1.25 / QUANT_MAX
+    @property
+    def quant_scale(self) -> float:
+        """The engine's distance step (metres): every engine distance :meth:`pairs` returns
+        on a mesh whose table fits the cache is a multiple of it, whether it comes from
+        the table or from a field (:func:`dpeval.geodesic.table.quantize`).
+
+        The power of two at or above :data:`~dpeval.geodesic.table.SCALE_MARGIN` times
+        the eccentricity of a double sweep (vertex 0, then the vertex farthest from it),
+        over ``QUANT_MAX`` (:func:`~dpeval.geodesic.table.step_for`); computed once per
+        mesh and process (two fields).
+        """
+        key = self.checksum
+        if key not in _SCALES:
+            d0 = self._sweep(0)
+            far = int(np.argmax(np.where(np.isfinite(d0), d0, -1.0)))
+            d1 = self._sweep(far)
+            top = float(np.max(d1[np.isfinite(d1)]))
+            _SCALES[key] = _table.step_for(top)
+        return _SCALES[key]
+
+    def _sweep(self, source: int) -> np.ndarray:
+        """:meth:`field` through the early-stop kernel with every vertex as a target (the
+        same values; the grouped path then compiles no second kernel)."""
+        m = self._mesh
+        work = _field_work(m)
+        self._ready()
+        every = np.arange(m.n_vertices, dtype=np.int32)
+        _kernels.geodesic_targets(source, *m.kernel_args(), *work, every, float(m.stop_margin))
+        return work[0]
 
     # ------------------------------------------------------------------ pair paths
     def _lookup(

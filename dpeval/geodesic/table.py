@@ -7,7 +7,12 @@ A table is ``geodesic-<checksum[:20]>-<ENGINE_VERSION>.npy`` in the cache direct
 with its metadata beside it (``.json``). Entry ``a (a - 1) / 2 + b`` (0-based vertex
 ids ``a > b``, the order of DensePose's ``Pdist_matrix``) holds
 ``round(d(a, b) / scale)``, saturated at :data:`QUANT_MAX`; ``QUANT_MAX + 1`` marks
-unreachable pairs. Both files are written with :func:`dpeval._io.atomic_write`, the
+unreachable pairs. The step ``scale`` is the solver's (``GeodesicSolver.quant_scale``: a power of two
+at or above :data:`SCALE_MARGIN` times the eccentricity a double sweep finds, over
+``QUANT_MAX``; :func:`step_for`),
+and the solver rounds the pairs it computes without the table by the same rule
+(:func:`quantize`), so a run's numbers do not depend on whether a table was cached.
+Both files are written with :func:`dpeval._io.atomic_write`, the
 table first, so a reader that finds the metadata finds a complete table. A table
 whose metadata disagrees (another engine version, another mesh, a broken file) or
 whose spot check fails is ignored and rebuilt, with a warning in the log.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,10 @@ __all__ = [
     "CACHE_LIMIT_BYTES",
     "ENGINE_VERSION",
     "QUANT_MAX",
+    "SCALE_MARGIN",
+    "quantize",
     "read_table",
+    "step_for",
     "spot_check",
     "table_meta",
     "table_nbytes",
@@ -39,14 +48,40 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "fw1"
-"""Version tag of the engine's numbers; part of every cache file name."""
+ENGINE_VERSION = "fw2"
+"""Version tag of the engine's numbers; part of every cache file name (fw2: the step is
+:func:`step_for` of the double-sweep eccentricity, and it is the step of every path,
+table or not)."""
 
 CACHE_LIMIT_BYTES = 200 * 1024**2
 """Largest condensed table written to the cache (200 MiB)."""
 
 QUANT_MAX = 65534
 """Largest quantised finite distance; 65535 marks unreachable pairs."""
+
+SCALE_MARGIN = 2.02
+"""The step is at least this times the double sweep's eccentricity, over
+:data:`QUANT_MAX`: no distance on a mesh exceeds twice any vertex's eccentricity
+(triangle inequality), plus 1 % for the engine's error, so nothing saturates."""
+
+
+def step_for(eccentricity: float) -> float:
+    """The quantisation step of a mesh whose double sweep found ``eccentricity``: the
+    smallest power of two at or above ``SCALE_MARGIN * eccentricity / QUANT_MAX``
+    (2^-13 m = 0.12 mm on the open template). A power of two makes the rounding exact
+    (``d / scale`` and ``q * scale`` are exact) and keeps distances that sit on the grid,
+    such as 1.0 on a unit mesh, unchanged."""
+    return float(2.0 ** math.ceil(math.log2(max(eccentricity, 1e-12) * SCALE_MARGIN / QUANT_MAX)))
+
+
+def quantize(d: np.ndarray, scale: float) -> np.ndarray:
+    """The table's value of each distance: ``round(d / scale) * scale``, saturated at
+    ``QUANT_MAX * scale``; ``inf`` (no path) stays ``inf``. The same float64 operations
+    as ``_kernels.fill_condensed`` and ``_kernels.lookup_condensed``, so the results are
+    bit-identical to a table lookup."""
+    d = np.asarray(d, dtype=np.float64)
+    q = np.minimum(np.floor(d / scale + 0.5), float(QUANT_MAX)) * scale
+    return np.where(np.isfinite(d), q, d)
 
 _CHECKED = ("format", "engine_version", "checksum", "n_vertices", "n_entries", "dtype")
 
@@ -166,7 +201,7 @@ def write_table(
     nv : int
         Number of vertices V.
     scale : float
-        First guess of the quantisation step.
+        The quantisation step (``GeodesicSolver.quant_scale``).
     fill : callable
         ``(table, scale) -> largest distance met``: fills every row of the
         ``(V (V - 1) / 2,) uint16`` array (see ``_kernels.fill_condensed``).
@@ -176,21 +211,21 @@ def write_table(
     Returns
     -------
     float
-        The scale used. When the first guess saturates (the largest distance is above
-        ``QUANT_MAX * scale``), the table is rebuilt once with the true maximum.
+        The scale used. A largest distance above ``QUANT_MAX * scale`` (the engine
+        breaking the triangle inequality by more than the margin) is logged: those pairs
+        saturate, in the table and off it alike.
     """
     n_entries = nv * (nv - 1) // 2
     with atomic_write(path) as tmp:
-        for attempt in range(2):
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint16, shape=(n_entries,))
-            arr = mm.view(np.ndarray)
-            dmax = fill(arr, scale)
-            mm.flush()
-            del arr, mm
-            if dmax <= QUANT_MAX * scale or attempt == 1:
-                break
-            # the first scale guess was too small: redo with the true maximum
-            scale = dmax * (1.0 + 1e-9) / QUANT_MAX
-            log.info("geodesic table: rescaling to %.3g and rebuilding", scale)
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint16, shape=(n_entries,))
+        arr = mm.view(np.ndarray)
+        dmax = fill(arr, scale)
+        mm.flush()
+        del arr, mm
+    if dmax > QUANT_MAX * scale:
+        log.warning(
+            "geodesic table: the largest distance %.6g is above the last step %.6g; "
+            "those pairs saturate", dmax, QUANT_MAX * scale,
+        )  # fmt: skip
     write_atomic(path.with_suffix(".json"), json.dumps(meta(scale), indent=1))
     return scale

@@ -90,9 +90,11 @@ def test_hand_computed_square(square: str) -> None:
 def test_hand_computed_diagonal_and_missing_gt_vertex(square: str) -> None:
     gt = _gt()
     gt["annotations"][0]["dp_vertex"] = [3, -1, 1, 2]  # d(0, 3) = sqrt(2); GT -1 counts as 0
-    im = _sims(gt, _pred(), square).images[0]
-    expected = np.exp(-2.0 / (2 * KAPPA**2)) / 4
-    assert im.gps_paper[0, 0] == pytest.approx(expected, rel=1e-9)
+    s = _sims(gt, _pred(), square)
+    d = s.point_dist[0]  # the engine's sqrt(2), on its distance grid (2^-14 on the square)
+    assert d == np.floor(np.sqrt(2) / 2**-14 + 0.5) * 2**-14
+    expected = np.exp(-(d**2) / (2 * KAPPA**2)) / 4
+    assert s.images[0].gps_paper[0, 0] == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.filterwarnings("ignore::dpeval.errors.DpevalWarning")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dpeval.errors import GeodesicError
+from dpeval.geodesic.table import quantize
 from dpeval.geodesic import (
     ENGINE_VERSION,
     QUANT_MAX,
@@ -148,8 +149,9 @@ def test_pairs_symmetric_and_zero_diagonal(body_solver):
 def test_pairs_use_larger_id_as_source(body_solver):
     field = body_solver.field(9000)
     targets = np.array([0, 10, 4000, 8999])
-    np.testing.assert_array_equal(body_solver.pairs(np.full(4, 9000), targets), field[targets])
-    np.testing.assert_array_equal(body_solver.pairs(targets, np.full(4, 9000)), field[targets])
+    want = quantize(field[targets], body_solver.quant_scale)  # the table's values
+    np.testing.assert_array_equal(body_solver.pairs(np.full(4, 9000), targets), want)
+    np.testing.assert_array_equal(body_solver.pairs(targets, np.full(4, 9000)), want)
 
 
 def test_early_stopped_pairs_equal_full_fields(body_solver):
@@ -180,7 +182,9 @@ def test_pairs_keep_shape_and_accept_int32():
     b = np.array([[5, 5], [5, 35]], np.int32)
     out = s.pairs(a, b)
     assert out.shape == (2, 2) and out.dtype == np.float64
-    np.testing.assert_allclose(out, np.linalg.norm(v[a] - v[b], axis=-1), atol=1e-12)
+    step = s.quant_scale  # pairs are rounded to the table's step
+    np.testing.assert_allclose(out, np.linalg.norm(v[a] - v[b], axis=-1), atol=step / 2)
+    np.testing.assert_array_equal(out, quantize(np.linalg.norm(v[a] - v[b], axis=-1), step))
 
 
 def test_parallel_equals_serial(tmp_path):
@@ -256,7 +260,9 @@ def test_legacy_accepts_column_table_and_engine_ignores_it():
     assert legacy.pairs([5], [2])[0] == np.float64(table[5 * 4 // 2 + 2, 0])
     engine = GeodesicSolver(fake_template(v, f, pdist=table), mode="engine", cache=False)
     assert engine.mode == "engine"
-    assert engine.pairs([5], [2])[0] == pytest.approx(np.linalg.norm(v[5] - v[2]))
+    assert engine.pairs([5], [2])[0] == pytest.approx(
+        np.linalg.norm(v[5] - v[2]), abs=engine.quant_scale / 2
+    )
 
 
 def test_legacy_errors():
@@ -413,3 +419,26 @@ def test_bad_options():
         GeodesicSolver(fake_template(v, f), threads=0)
     with pytest.raises(GeodesicError, match="from_mesh"):
         GeodesicSolver(object())
+
+
+def test_numbers_do_not_depend_on_the_cache(tmp_path):
+    """A pair's distance is the table's value on every path: fields without a table
+    (small and large queries, cache on or off), the cached table, one query or batches."""
+    v, f = bumpy_sphere(2, seed=4)
+    nv = len(v)
+    rng = np.random.default_rng(2)
+    small = rng.integers(0, nv, (2, 400))  # many more than 32 sources, under half of V
+    large = rng.integers(0, nv, (2, 20000))  # over half of V as sources: the table path
+    fresh = GeodesicSolver(fake_template(v, f), cache_dir=tmp_path)
+    before = fresh.pairs(*small)  # no table yet: early-stopped fields, rounded
+    off = GeodesicSolver(fake_template(v, f), cache=False)
+    off_large = off.pairs(*large)  # fields again: caching is off
+    off_batches = np.concatenate([off.pairs(*part) for part in np.split(large, 40, axis=1)])
+    on_large = fresh.pairs(*large)  # builds and uses the table
+    assert fresh._table is not None
+    after = GeodesicSolver(fake_template(v, f), cache_dir=tmp_path).pairs(*small)  # table
+    np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(off_large, on_large)
+    np.testing.assert_array_equal(off_batches, on_large)
+    step = fresh.quant_scale
+    assert np.array_equal(before, np.round(before / step) * step)  # on the grid
