@@ -7,9 +7,9 @@ A table is ``geodesic-<checksum[:20]>-<ENGINE_VERSION>.npy`` in the cache direct
 with its metadata beside it (``.json``). Entry ``a (a - 1) / 2 + b`` (0-based vertex
 ids ``a > b``, the order of DensePose's ``Pdist_matrix``) holds
 ``round(d(a, b) / scale)``, saturated at :data:`QUANT_MAX`; ``QUANT_MAX + 1`` marks
-unreachable pairs. The step ``scale`` is the solver's (``GeodesicSolver.quant_scale``: a power of two
-at or above :data:`SCALE_MARGIN` times the eccentricity a double sweep finds, over
-``QUANT_MAX``; :func:`step_for`),
+unreachable pairs. The step ``scale`` is the solver's (``GeodesicSolver.quant_scale``:
+a power of two at or above :data:`SCALE_MARGIN` times the eccentricity a double sweep
+finds, over ``QUANT_MAX``; :func:`step_for`),
 and the solver rounds the pairs it computes without the table by the same rule
 (:func:`quantize`), so a run's numbers do not depend on whether a table was cached.
 Both files are written with :func:`dpeval._io.atomic_write`, the
@@ -38,8 +38,8 @@ __all__ = [
     "SCALE_MARGIN",
     "quantize",
     "read_table",
-    "step_for",
     "spot_check",
+    "step_for",
     "table_meta",
     "table_nbytes",
     "table_path",
@@ -82,6 +82,7 @@ def quantize(d: np.ndarray, scale: float) -> np.ndarray:
     d = np.asarray(d, dtype=np.float64)
     q = np.minimum(np.floor(d / scale + 0.5), float(QUANT_MAX)) * scale
     return np.where(np.isfinite(d), q, d)
+
 
 _CHECKED = ("format", "engine_version", "checksum", "n_vertices", "n_entries", "dtype")
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from dpeval.errors import GeodesicError
-from dpeval.geodesic.table import quantize
 from dpeval.geodesic import (
     ENGINE_VERSION,
     QUANT_MAX,
@@ -18,6 +17,7 @@ from dpeval.geodesic import (
     _reference,
     geodesic_distance,
 )
+from dpeval.geodesic.table import quantize
 
 # --------------------------------------------------------------------------- meshes
 
