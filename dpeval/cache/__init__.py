@@ -105,8 +105,11 @@ def cache_entries(root: PathLike | None = None) -> list[CacheEntry]:
     out = []
     for npy in sorted(d.glob("geodesic-*.npy")):
         meta = npy.with_suffix(".json")
-        nbytes = _size(npy) + _size(meta)
+        nbytes = _size(npy) + _size(meta) + _size(_step_file(npy))
         out.append(CacheEntry("geodesic", npy, nbytes, _geodesic_what(npy)))
+    for step in sorted(d.glob("geodesic-*.step.json")):  # a mesh's step without its table
+        if not step.with_name(step.name[: -len(".step.json")] + ".npy").exists():
+            out.append(CacheEntry("geodesic", step, _size(step), "the engine's distance step"))
     for npy in sorted((d / "lut").glob("uv8_*.npy")):
         out.append(CacheEntry("lut", npy, _size(npy), "closest vertex of (part, U8, V8)"))
     for sub in sorted((d / "official").glob("*")):
@@ -123,6 +126,11 @@ def cache_entries(root: PathLike | None = None) -> list[CacheEntry]:
     for tmp in sorted(d.rglob(".*.tmp")):
         out.append(CacheEntry("partial", tmp, _size(tmp), "interrupted write"))
     return out
+
+
+def _step_file(table: Path) -> Path:
+    """The distance-step file kept beside a geodesic table (``table.step_path``)."""
+    return table.with_name(table.stem + ".step.json")
 
 
 def clear_cache(root: PathLike | None = None, kinds: tuple[str, ...] = KINDS) -> list[CacheEntry]:
@@ -159,8 +167,9 @@ def clear_cache(root: PathLike | None = None, kinds: tuple[str, ...] = KINDS) ->
             shutil.rmtree(e.path, ignore_errors=True)
         else:
             e.path.unlink(missing_ok=True)
-            if e.kind == "geodesic":
+            if e.kind == "geodesic" and e.path.suffix == ".npy":
                 e.path.with_suffix(".json").unlink(missing_ok=True)
+                _step_file(e.path).unlink(missing_ok=True)
         removed.append(e)
     for sub in ("lut", "official", ""):
         p = d / sub

@@ -621,16 +621,22 @@ class GeodesicSolver:
         The power of two at or above :data:`~dpeval.geodesic.table.SCALE_MARGIN` times
         the eccentricity of a double sweep (vertex 0, then the vertex farthest from it),
         over ``QUANT_MAX`` (:func:`~dpeval.geodesic.table.step_for`); computed once per
-        mesh and process (two fields).
+        mesh (two fields) and kept in the cache directory beside the table.
         """
         key = self.checksum
-        if key not in _SCALES:
+        if key in _SCALES:
+            return _SCALES[key]
+        path = _table.step_path(self.cache_dir, key)
+        step = _table.read_step(path, key) if self.cache else None
+        if step is None:
             d0 = self._sweep(0)
             far = int(np.argmax(np.where(np.isfinite(d0), d0, -1.0)))
             d1 = self._sweep(far)
-            top = float(np.max(d1[np.isfinite(d1)]))
-            _SCALES[key] = _table.step_for(top)
-        return _SCALES[key]
+            step = _table.step_for(float(np.max(d1[np.isfinite(d1)])))
+            if self.cache:
+                _table.write_step(path, key, step)
+        _SCALES[key] = step
+        return step
 
     def _sweep(self, source: int) -> np.ndarray:
         """:meth:`field` through the early-stop kernel with every vertex as a target (the

@@ -37,12 +37,15 @@ __all__ = [
     "QUANT_MAX",
     "SCALE_MARGIN",
     "quantize",
+    "read_step",
     "read_table",
     "spot_check",
     "step_for",
+    "step_path",
     "table_meta",
     "table_nbytes",
     "table_path",
+    "write_step",
     "write_table",
 ]
 
@@ -95,6 +98,35 @@ def table_nbytes(nv: int) -> int:
 def table_path(cache_dir: Path, checksum: str) -> Path:
     """Path of the table of a mesh with this checksum (``.npy``; metadata in ``.json``)."""
     return cache_dir / f"geodesic-{checksum[:20]}-{ENGINE_VERSION}.npy"
+
+
+def step_path(cache_dir: Path, checksum: str) -> Path:
+    """Where the solver keeps a mesh's distance step (``GeodesicSolver.quant_scale``), so
+    that a small query on a warm install skips the two fields of the double sweep."""
+    return cache_dir / f"geodesic-{checksum[:20]}-{ENGINE_VERSION}.step.json"
+
+
+def read_step(path: Path, checksum: str) -> float | None:
+    """The stored step, or None when absent or not a positive power of two for this mesh."""
+    try:
+        meta = json.loads(path.read_text())
+        step = float(meta["step"])
+        ok = meta.get("checksum") == checksum and meta.get("engine_version") == ENGINE_VERSION
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (ok and 0.0 < step < math.inf and math.frexp(step)[0] == 0.5):
+        return None
+    return step
+
+
+def write_step(path: Path, checksum: str, step: float) -> None:
+    """Store a mesh's step (atomically; a failure to write is not an error)."""
+    doc = {"checksum": checksum, "engine_version": ENGINE_VERSION, "step": step}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(doc))
+    except OSError as e:  # pragma: no cover - read-only cache: compute it each run
+        log.info("geodesic step not cached: %s", e)
 
 
 def table_meta(template_id: str, checksum: str, nv: int, scale: float) -> dict[str, Any]:

@@ -442,3 +442,21 @@ def test_numbers_do_not_depend_on_the_cache(tmp_path):
     np.testing.assert_array_equal(off_batches, on_large)
     step = fresh.quant_scale
     assert np.array_equal(before, np.round(before / step) * step)  # on the grid
+
+
+def test_distance_step_is_kept_and_a_bad_file_is_recomputed(tmp_path, monkeypatch):
+    from dpeval.geodesic import solver as solver_mod
+    from dpeval.geodesic import table as table_mod
+
+    v, f = bumpy_sphere(2, seed=5)
+    first = GeodesicSolver(fake_template(v, f), cache_dir=tmp_path)
+    step = first.quant_scale
+    path = table_mod.step_path(tmp_path, first.checksum)
+    assert table_mod.read_step(path, first.checksum) == step
+    assert np.frexp(step)[0] == 0.5  # a power of two
+    for bad in ('{"step": 0.3}', "not json", '{"checksum": "x", "step": 0.5}'):
+        monkeypatch.setattr(solver_mod, "_SCALES", {})
+        path.write_text(bad)
+        assert GeodesicSolver(fake_template(v, f), cache_dir=tmp_path).quant_scale == step
+    monkeypatch.setattr(solver_mod, "_SCALES", {})
+    assert GeodesicSolver(fake_template(v, f), cache=False).quant_scale == step
