@@ -52,10 +52,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import itertools
 import json
 import math
-import multiprocessing as mp
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
@@ -66,6 +64,7 @@ import numpy as np
 
 from .._typing import PathLike, unwrap_tensor
 from ..errors import FormatError, with_hint
+from ._streams import StreamChecks as _StreamChecks
 from ._validate import (
     WarningTally,
     as_bbox,
@@ -255,10 +254,16 @@ def _from_records(
     dets = []
     streams = _StreamChecks(workers if not validate_all else 1)
     for i, rec in enumerate(records):
-        det = reader(rec, name, i, tally, streams)
-        _check_box_fit(det, f"{name}: detection {i} (image_id={det.image_id})", tally)
-        if validate_all:
-            det.load_iuv()
+        try:
+            det = reader(rec, name, i, tally, streams)
+            _check_box_fit(det, f"{name}: detection {i} (image_id={det.image_id})", tally)
+            if validate_all:
+                det.load_iuv()
+        except FormatError as exc:
+            first = streams.first_error(exc)  # a corrupt map further up wins
+            if first is exc:
+                raise
+            raise first from None
         dets.append(det)
     streams.run()
     if not dets:
@@ -287,13 +292,20 @@ def _flatten_per_image(records: Sequence[Any], name: str) -> list[Any]:
     return out
 
 
-def _head_fields(rec: Any, name: str, i: int, required: tuple[str, ...]) -> tuple[str, dict]:
+def _where(name: str, i: int, rec: Any) -> str:
+    """Location of detection ``i`` in messages: its index, and its image id when valid."""
     where = f"{name}: detection {i}"
+    if isinstance(rec, dict) and isinstance(rec.get("image_id"), (int, np.integer)):
+        where = f"{where} (image_id={rec['image_id']})"
+    return where
+
+
+def _head_fields(rec: Any, name: str, i: int, required: tuple[str, ...]) -> tuple[str, dict]:
     if not isinstance(rec, dict):
+        where = f"{name}: detection {i}"
         raise fail(where, f"is a {type(rec).__name__}", "expected a detection object")
     missing = [k for k in required if k not in rec]
-    if "image_id" in rec and isinstance(rec["image_id"], (int, np.integer)):
-        where = f"{where} (image_id={rec['image_id']})"
+    where = _where(name, i, rec)
     if missing:
         raise fail(
             where,
@@ -376,59 +388,6 @@ def _check_png(
     else:
         streams.add(png, where)
     return png
-
-
-class _StreamChecks:
-    """The :func:`~dpeval.formats.iuv_png.check_png_stream` of every map of one file: at
-    once with one worker, else queued and run by :meth:`run` in forked processes (each
-    inflates a contiguous share; the first failure in file order is raised, as one
-    process would)."""
-
-    _MIN_PARALLEL = 512  # fewer maps: a pool costs more than it saves
-
-    def __init__(self, workers: int) -> None:
-        self.workers = max(int(workers), 1)
-        self.pending: list[tuple[bytes, str]] = []
-
-    def add(self, png: bytes, where: str) -> None:
-        if self.workers == 1:
-            check_png_stream(png, where)
-        else:
-            self.pending.append((png, where))
-
-    def run(self) -> None:
-        pending, self.pending = self.pending, []
-        if not pending:
-            return
-        if len(pending) < self._MIN_PARALLEL or "fork" not in mp.get_all_start_methods():
-            for png, where in pending:
-                check_png_stream(png, where)
-            return
-        n = min(self.workers, os.cpu_count() or 1) * 4
-        bounds = [len(pending) * k // n for k in range(n + 1)]
-        _FORKED_STREAMS[:] = pending
-        try:
-            with mp.get_context("fork").Pool(min(self.workers, n)) as pool:
-                found = pool.map(_check_slice, list(itertools.pairwise(bounds)))
-        finally:
-            _FORKED_STREAMS.clear()
-        errors = [e for e in found if e is not None]
-        if errors:
-            raise FormatError(min(errors)[1])
-
-
-_FORKED_STREAMS: list[tuple[bytes, str]] = []  # inherited by the forked checkers
-
-
-def _check_slice(span: tuple[int, int]) -> tuple[int, str] | None:
-    """(index, message) of the first map of ``span`` that fails its check, or None."""
-    for k in range(*span):
-        png, where = _FORKED_STREAMS[k]
-        try:
-            check_png_stream(png, where)
-        except FormatError as e:
-            return k, str(e)
-    return None
 
 
 def _uv_shape(value: Any, where: str, key: str) -> tuple[int, int, int]:

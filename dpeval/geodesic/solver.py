@@ -114,7 +114,7 @@ vertices as sources."""
 _OPEN_CACHED_MIN_SOURCES = 32  # fewer sources: computing is cheaper than verifying
 _CHUNKS_PER_THREAD = 16  # parallel work items per thread (sources split evenly)
 _BLOCK = 1 << 21  # pairs handled per block in the table lookup (bounds memory)
-_SCALES: dict[str, float] = {}  # mesh checksum -> quant_scale, once per process
+_SCALES: dict[str, float] = {}  # mesh geometry hash -> quant_scale, once per process
 
 Mode = Literal["auto", "legacy", "engine"]
 _MODES = ("auto", "legacy", "engine")
@@ -259,6 +259,7 @@ class GeodesicSolver:
         self._table: np.ndarray | None = None
         self._scale = 1.0
         self._warmup: _warmup.Warmup | None = None
+        self._step: float | None = None
 
     @classmethod
     def from_mesh(
@@ -623,19 +624,22 @@ class GeodesicSolver:
         over ``QUANT_MAX`` (:func:`~dpeval.geodesic.table.step_for`); computed once per
         mesh (two fields) and kept in the cache directory beside the table.
         """
-        key = self.checksum
+        if self._step is not None:
+            return self._step
+        key = self._mesh.checksum()  # the geometry itself (a template may claim any id)
         if key in _SCALES:
-            return _SCALES[key]
-        path = _table.step_path(self.cache_dir, key)
-        step = _table.read_step(path, key) if self.cache else None
+            self._step = _SCALES[key]
+            return self._step
+        path = _table.step_path(self.cache_dir, self.checksum)
+        step = _table.read_step(path, self.checksum) if self.cache else None
         if step is None:
             d0 = self._sweep(0)
             far = int(np.argmax(np.where(np.isfinite(d0), d0, -1.0)))
             d1 = self._sweep(far)
             step = _table.step_for(float(np.max(d1[np.isfinite(d1)])))
             if self.cache:
-                _table.write_step(path, key, step)
-        _SCALES[key] = step
+                _table.write_step(path, self.checksum, step)
+        _SCALES[key] = self._step = step
         return step
 
     def _sweep(self, source: int) -> np.ndarray:

@@ -236,3 +236,22 @@ def test_parallel_stream_checks_report_the_first_corrupt_map(corrupt):
     assert f"detection {min(corrupt)} " in messages[0] and "CRC mismatch" in messages[0]
     ok = load_predictions(_records(1200, ()), format="challenge-json", workers=2)
     assert len(ok.detections) == 1200
+
+
+@pytest.mark.parametrize(("corrupt", "bad_score"), [(100, 900), (900, 100), (500, 500)])
+def test_a_later_bad_record_does_not_hide_an_earlier_corrupt_map(corrupt, bad_score):
+    """With several workers the maps are checked after the loop; a record the loop refuses
+    must not hide a corrupt map above it: the error is the single-process one."""
+    from dpeval.formats import load_predictions
+
+    recs = _records(1200, (corrupt,))
+    recs[bad_score] = {**recs[bad_score], "score": "high"}
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(FormatError) as e:
+            load_predictions(recs, format="challenge-json", workers=workers)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+    first = min(corrupt, bad_score)
+    assert f"detection {first} " in messages[0]
+    assert ("'score'" in messages[0]) == (first == bad_score)
