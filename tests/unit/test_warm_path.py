@@ -222,18 +222,25 @@ def _records(n: int, corrupt: tuple[int, ...]) -> list[dict]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("corrupt", [(700,), (650, 40), (3, 1190)])
-def test_parallel_stream_checks_report_the_first_corrupt_map(corrupt):
+def _same_error_with_one_and_two_workers(recs: list[dict]) -> str:
+    """The FormatError message of loading ``recs`` with 1 and with 2 workers (equal)."""
     from dpeval.formats import load_predictions
 
-    recs = _records(1200, corrupt)
     messages = []
     for workers in (1, 2):
         with pytest.raises(FormatError) as e:
             load_predictions(recs, format="challenge-json", workers=workers)
         messages.append(str(e.value))
     assert messages[0] == messages[1]
-    assert f"detection {min(corrupt)} " in messages[0] and "CRC mismatch" in messages[0]
+    return messages[0]
+
+
+@pytest.mark.parametrize("corrupt", [(700,), (650, 40), (3, 1190)])
+def test_parallel_stream_checks_report_the_first_corrupt_map(corrupt):
+    from dpeval.formats import load_predictions
+
+    message = _same_error_with_one_and_two_workers(_records(1200, corrupt))
+    assert f"detection {min(corrupt)} " in message and "CRC mismatch" in message
     ok = load_predictions(_records(1200, ()), format="challenge-json", workers=2)
     assert len(ok.detections) == 1200
 
@@ -242,16 +249,9 @@ def test_parallel_stream_checks_report_the_first_corrupt_map(corrupt):
 def test_a_later_bad_record_does_not_hide_an_earlier_corrupt_map(corrupt, bad_score):
     """With several workers the maps are checked after the loop; a record the loop refuses
     must not hide a corrupt map above it: the error is the single-process one."""
-    from dpeval.formats import load_predictions
-
     recs = _records(1200, (corrupt,))
     recs[bad_score] = {**recs[bad_score], "score": "high"}
-    messages = []
-    for workers in (1, 2):
-        with pytest.raises(FormatError) as e:
-            load_predictions(recs, format="challenge-json", workers=workers)
-        messages.append(str(e.value))
-    assert messages[0] == messages[1]
+    message = _same_error_with_one_and_two_workers(recs)
     first = min(corrupt, bad_score)
-    assert f"detection {first} " in messages[0]
-    assert ("'score'" in messages[0]) == (first == bad_score)
+    assert f"detection {first} " in message
+    assert ("'score'" in message) == (first == bad_score)
