@@ -18,7 +18,11 @@ of a first-ever compile), and every helper is called with one set of argument ty
 so each compiles once. :func:`geodesic_field` (full fields: the table and
 ``GeodesicSolver.field``) and :func:`geodesic_targets` (early-stopped fields: grouped
 pairs) are separate kernels over the same propagation, so a command compiles only the
-one it runs. The module is longer than
+one it runs. The hot loop prefetches the data of the next face in its bucket
+(``_prefetch``, LLVM's ``llvm.prefetch``): ``perf`` showed a quarter of the loop's time
+stalled on loading half-edge data and neighbours' keys (the mesh arrays are about 10 MB,
+beyond the L2 cache); with the prefetch a full field takes 15-17 % less, with the
+same values. The module is longer than
 500 lines because it holds the whole engine: propagation, the parallel pair and table
 drivers and the table lookup, beside their twins.
 
@@ -57,13 +61,40 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 # Accept a new virtual source only if it improves the face key by more than this
 # relative amount (stops endless 1-ulp re-updates in the label-correcting loop).
 _IMPROVE = 1.0 + 1e-12
 # squared sine below which three points count as collinear for cone narrowing
 _COLINEAR = 1e-18
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):
+    """Ask the CPU to bring ``arr[i, j]`` (a 2D C array) into its caches: LLVM's
+    ``llvm.prefetch`` (read, high locality). No effect on any value."""
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [
+            context.cast(builder, args[1], signature.args[1], types.intp),
+            context.cast(builder, args[2], signature.args[2], types.intp),
+        ]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
@@ -354,6 +385,20 @@ def _expand(
         f = _pop(cur & mask, head, link)
         count -= 1
         nexp += 1
+        # warm the next face of the bucket: its half-edge data and its neighbours' keys
+        # miss the caches otherwise (perf: a quarter of the loop's time stalled on them)
+        nf = head[cur & mask]
+        if nf >= 0:
+            _prefetch(hdat, 3 * nf, 0)
+            _prefetch(hdat, 3 * nf + 1, 0)
+            _prefetch(hdat, 3 * nf + 2, 0)
+            _prefetch(hdat, 3 * nf + 2, 9)  # the rows are 80 bytes: the last line too
+            _prefetch(state, nf, 0)
+            for k in range(3):
+                gg = hnbr[3 * nf + k]
+                if gg >= 0:
+                    _prefetch(state, gg, 0)
+                    _prefetch(link, gg, 0)
         # source (sx0, sy0) after sig; the cone's left bound (lx0, ly0) if lb, right if rb
         sx0, sy0, sig, lb, lx0, ly0, rb, rx0, ry0 = _window(state, link, f)
         back = (link[f, 3] >> 2) - 1
