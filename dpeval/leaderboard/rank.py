@@ -2,8 +2,9 @@
 
 In: validated :class:`~dpeval.leaderboard.store.Entry` objects. Out: one
 :class:`RankedGroup` per (split, ground-truth sha256, template id + sha256, protocol,
-box protocol). Entries of different groups are never ranked together, so numbers of
-different metric versions, templates or splits are never compared.
+box protocol, geodesics: the official table or the engine version). Entries of different
+groups are never ranked together, so numbers of different metric versions, templates,
+distance definitions or splits are never compared.
 
 Significance rule
 -----------------
@@ -116,7 +117,7 @@ def rank(
     for key in sorted(
         groups,
         key=lambda k: (k.split, k.boxes, k.protocol, k.template_id, k.template_sha256,
-                       k.ground_truth_sha256),
+                       k.geodesics, k.ground_truth_sha256),
     ):  # fmt: skip
         scored = [(e, *metric_value(e, metric)) for e in groups[key]]
         scored.sort(key=lambda t: (t[1] is None, -(t[1] or 0.0), t[0].data["date"], t[0].id))

@@ -55,6 +55,13 @@ _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
+GEODESICS_BEFORE = "engine-fw1"
+"""The distances of entries written before entries recorded theirs (dpeval's engine
+``fw1``: unrounded fields for small queries; the official templates' entries carried
+``legacy`` numbers, but no such entry was ever published). Entries of another engine
+version are ranked apart: their distances differ in the last digits."""
+
+
 @dataclass(frozen=True)
 class GroupKey:
     """What two entries must share to be ranked together (never mixed otherwise)."""
@@ -65,13 +72,14 @@ class GroupKey:
     template_sha256: str
     protocol: str
     boxes: str
+    geodesics: str = GEODESICS_BEFORE
 
     def label(self) -> str:
         """One line naming the group, e.g. ``split minival2014 · template open (4702…)``."""
         return (
             f"split {self.split} · boxes {self.boxes} · protocol {self.protocol} · "
             f"template {self.template_id} ({self.template_sha256[:12]}) · "
-            f"GT {self.ground_truth_sha256[:12]}"
+            f"geodesics {self.geodesics} · GT {self.ground_truth_sha256[:12]}"
         )
 
 
@@ -107,6 +115,7 @@ class Entry:
             template_sha256=d["template"]["sha256"],
             protocol=d["protocol"],
             boxes=d["boxes"],
+            geodesics=d.get("geodesics", GEODESICS_BEFORE),
         )
 
 
@@ -223,6 +232,7 @@ def validate_entry(data: Any, where: str = "<entry>") -> dict[str, Any]:
         raise _fail(where, f"'boxes' is {data.get('boxes')!r}, expected one of {BOX_PROTOCOLS}")
     for key in ("protocol", "dpeval_version"):
         _text(data, key, where, 64, required=True)
+    _text(data, "geodesics", where, 64, required=False)
     tpl = _obj(data, "template", where)
     _text(tpl, "id", where, 200, required=True)
     _sha(tpl.get("sha256"), where, "template.sha256")

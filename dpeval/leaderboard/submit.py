@@ -236,6 +236,7 @@ def build_entry(
         "boxes": boxes,
         "protocol": summary.protocol,
         "template": {"id": summary.template_id, "sha256": summary.template_sha256},
+        "geodesics": _geodesics(scored.solver),
         "inputs": {
             "predictions_sha256": summary.predictions_sha256,
             "ground_truth_sha256": summary.ground_truth_sha256,
@@ -270,3 +271,16 @@ def submit(preds: Any, gt: Any, *, store: str | os.PathLike[str], **kwargs: Any)
     >>> submit("examples/preds.json", "examples/gt.json", store="lb", name="x")  # doctest: +SKIP
     """
     return write_entry(store, build_entry(preds, gt, **kwargs))
+
+
+def _geodesics(solver: Any) -> str:
+    """Where the entry's distances come from: ``legacy`` (the official ``Pdist`` table),
+    the engine's version (``fw2``: its numbers), or ``custom`` (another solver)."""
+    mode = getattr(solver, "mode", None)
+    if mode == "legacy":
+        return "legacy"
+    if mode == "engine":
+        from ..geodesic import ENGINE_VERSION
+
+        return f"engine-{ENGINE_VERSION}"
+    return "custom"

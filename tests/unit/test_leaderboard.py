@@ -100,6 +100,7 @@ def test_submitted_entry_content(submitted):
     assert d["schema"] == ENTRY_SCHEMA
     assert set(d["score"]["metrics"]) >= {"gps_paper", "gps_perpart", "gpsm", "iou", "points"}
     assert d["score"]["template"] == d["template"]
+    assert d["geodesics"] == "engine-fw2"  # the engine's numbers (engine version)
     assert len(d["inputs"]["predictions_sha256"]) == 64
     assert d["inputs"]["n_images"] == 8
     for key in ("gpsm_AP", "gps_perpart_AP", "gps_paper_AP", "iou_AP", "AUC10", "AUC30"):
@@ -206,6 +207,20 @@ def test_groups_are_never_mixed(tmp_path):
         assert len({r.entry.group for r in g.rows}) == 1
     only = rank(read_entries(store), split="test2015")
     assert [[r.entry.name for r in g.rows] for g in only] == [["C"]]
+
+
+def test_entries_of_other_geodesics_are_ranked_apart(tmp_path):
+    """An entry without the field is an engine-fw1 one; engine versions and the official
+    table never share a ranking."""
+    new = {**_entry("N", 0.6, 0.55, 0.65), "geodesics": "engine-fw2"}
+    legacy = {**_entry("L", 0.8, 0.75, 0.85), "geodesics": "legacy"}
+    store = _store(tmp_path, _entry("O", 0.7, 0.65, 0.75), new, legacy)
+    groups = rank(read_entries(store))
+    assert sorted([r.entry.name for r in g.rows] for g in groups) == [["L"], ["N"], ["O"]]
+    assert {g.rows[0].entry.group.geodesics for g in groups} == {
+        "engine-fw1", "engine-fw2", "legacy"
+    }
+    assert "geodesics engine-fw2" in next(g.key.label() for g in groups if g.rows[0].entry.name == "N")
 
 
 def test_ranking_order_and_significance_mark():
