@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -66,15 +67,20 @@ def uncached(names: Sequence[str]) -> list[str]:
     """The kernels among ``names`` that Numba's on-disk cache does not hold yet.
 
     Reads the index of each kernel's cache (for the current source file; a stale index
-    counts as empty). Where caching is off or the index cannot be read, the kernel is
-    reported as cached: then there is nothing a child could hand over.
+    counts as empty). Where caching is off, the cache directory is not writable or the
+    index cannot be read, the kernel is reported as cached: then there is nothing a
+    child could hand over.
     """
     out = []
     for name in names:
-        cache_file = getattr(getattr(getattr(_kernels, name), "_cache", None), "_cache_file", None)
+        cache = getattr(getattr(_kernels, name), "_cache", None)
+        cache_file = getattr(cache, "_cache_file", None)
         if cache_file is None:  # caching off (a NullCache)
             continue
         try:
+            where = str(cache._cache_path)
+            if not os.access(where if os.path.isdir(where) else os.path.dirname(where), os.W_OK):
+                continue  # nothing a child could save: the parent compiles, as before
             if not cache_file._load_index():
                 out.append(name)
         except Exception:  # Numba internals changed: assume cached

@@ -76,3 +76,11 @@ def test_which_kernels_are_compiled_ahead(tmp_path, monkeypatch):
     solver.cache_path().write_bytes(b"")
     GeodesicSolver(tpl, cache_dir=tmp_path).compile_ahead(10**6)  # the table exists
     assert len(started) == 3
+
+
+def test_no_child_when_the_cache_cannot_be_written(monkeypatch):
+    from dpeval.geodesic import warmup
+
+    monkeypatch.setattr(warmup.os, "access", lambda path, mode: False)
+    assert warmup.uncached(warmup.GROUPED + warmup.TABLE) == []
+    assert warmup.start(warmup.GROUPED) is None
