@@ -107,9 +107,9 @@ def cache_entries(root: PathLike | None = None) -> list[CacheEntry]:
         meta = npy.with_suffix(".json")
         nbytes = _size(npy) + _size(meta) + _size(_step_file(npy))
         out.append(CacheEntry("geodesic", npy, nbytes, _geodesic_what(npy)))
-    for step in sorted(d.glob("geodesic-*.step.json")):  # a mesh's step without its table
-        if not step.with_name(step.name[: -len(".step.json")] + ".npy").exists():
-            out.append(CacheEntry("geodesic", step, _size(step), "the engine's distance step"))
+    folded = {_step_file(npy) for npy in d.glob("geodesic-*.npy")}
+    for step in sorted(set(d.glob("geodesic-*.step.json")) - folded):  # a step, no table
+        out.append(CacheEntry("geodesic", step, _size(step), "the engine's distance step"))
     for npy in sorted((d / "lut").glob("uv8_*.npy")):
         out.append(CacheEntry("lut", npy, _size(npy), "closest vertex of (part, U8, V8)"))
     for sub in sorted((d / "official").glob("*")):
@@ -129,7 +129,9 @@ def cache_entries(root: PathLike | None = None) -> list[CacheEntry]:
 
 
 def _step_file(table: Path) -> Path:
-    """The distance-step file kept beside a geodesic table (``table.step_path``)."""
+    """The distance-step file kept beside a geodesic table: the rule of
+    :func:`dpeval.geodesic.table.step_beside`, restated so that listing the cache does not
+    import the engine (and Numba)."""
     return table.with_name(table.stem + ".step.json")
 
 

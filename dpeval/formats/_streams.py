@@ -51,7 +51,19 @@ class StreamChecks:
 
     def run(self) -> None:
         """After the loop: raise the first stream error in file order, if any."""
-        errors = self._errors()
+        pending, self.pending = self.pending, []
+        if len(pending) < self.MIN_PARALLEL or "fork" not in mp.get_all_start_methods():
+            found = [_first_failure(pending, 0, len(pending))]
+        else:
+            n = min(self.workers, os.cpu_count() or 1) * 4
+            bounds = [len(pending) * k // n for k in range(n + 1)]
+            _FORKED["pending"] = pending
+            try:
+                with mp.get_context("fork").Pool(min(self.workers, n)) as pool:
+                    found = pool.map(_check_slice, list(itertools.pairwise(bounds)))
+            finally:
+                _FORKED.clear()
+        errors = [e for e in found if e is not None]
         if errors:
             raise FormatError(min(errors)[1])
 
@@ -60,39 +72,21 @@ class StreamChecks:
         fails its check, if any (every queued map's check comes before ``exc`` in a
         single process's order, its own record's included), else ``exc``."""
         pending, self.pending = self.pending, []
-        for png, where in pending:
-            try:
-                check_png_stream(png, where)
-            except FormatError as e:
-                return e
-        return exc
-
-    def _errors(self) -> list[tuple[int, str]]:
-        pending, self.pending = self.pending, []
-        if len(pending) < self.MIN_PARALLEL or "fork" not in mp.get_all_start_methods():
-            for k, (png, where) in enumerate(pending):
-                try:
-                    check_png_stream(png, where)
-                except FormatError as e:
-                    return [(k, str(e))]
-            return []
-        n = min(self.workers, os.cpu_count() or 1) * 4
-        bounds = [len(pending) * k // n for k in range(n + 1)]
-        _FORKED["pending"] = pending
-        try:
-            with mp.get_context("fork").Pool(min(self.workers, n)) as pool:
-                found = pool.map(_check_slice, list(itertools.pairwise(bounds)))
-        finally:
-            _FORKED.clear()
-        return [e for e in found if e is not None]
+        first = _first_failure(pending, 0, len(pending))
+        return FormatError(first[1]) if first is not None else exc
 
 
-def _check_slice(span: tuple[int, int]) -> tuple[int, str] | None:
-    """(index, message) of the first queued map of ``span`` that fails, or None."""
-    for k in range(*span):
-        png, where = _FORKED["pending"][k]
+def _first_failure(pending: list[tuple[bytes, str]], lo: int, hi: int) -> tuple[int, str] | None:
+    """(index, message) of the first map of ``pending[lo:hi]`` that fails, or None."""
+    for k in range(lo, hi):
+        png, where = pending[k]
         try:
             check_png_stream(png, where)
         except FormatError as e:
             return k, str(e)
     return None
+
+
+def _check_slice(span: tuple[int, int]) -> tuple[int, str] | None:
+    """:func:`_first_failure` of a share of the queued maps, in a forked worker."""
+    return _first_failure(_FORKED["pending"], *span)

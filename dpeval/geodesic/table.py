@@ -40,6 +40,7 @@ __all__ = [
     "read_step",
     "read_table",
     "spot_check",
+    "step_beside",
     "step_for",
     "step_path",
     "table_meta",
@@ -102,8 +103,14 @@ def table_path(cache_dir: Path, checksum: str) -> Path:
 
 def step_path(cache_dir: Path, checksum: str) -> Path:
     """Where the solver keeps a mesh's distance step (``GeodesicSolver.quant_scale``), so
-    that a small query on a warm install skips the two fields of the double sweep."""
-    return cache_dir / f"geodesic-{checksum[:20]}-{ENGINE_VERSION}.step.json"
+    that a small query on a warm install skips the two fields of the double sweep: beside
+    the mesh's table (:func:`step_beside`)."""
+    return step_beside(table_path(cache_dir, checksum))
+
+
+def step_beside(table: Path) -> Path:
+    """The step file of the table at ``table`` (``geodesic-*.step.json``)."""
+    return table.with_name(table.stem + ".step.json")
 
 
 def read_step(path: Path, checksum: str) -> float | None:
