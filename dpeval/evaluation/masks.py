@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._io import cache_dir, content_key, load_npy, save_npy_atomic
+from .._kernel_turn import KernelAfter
 from ._kernels import resize_above
 
 __all__ = [
@@ -109,18 +110,15 @@ def resize_linear_halfpixel(src: np.ndarray, out_h: int, out_w: int) -> np.ndarr
     return rows[r0] * (1 - wr)[:, None] + rows[r1] * wr[:, None]
 
 
-_KERNEL_AFTER = 64
+_kernel_turn = KernelAfter(64)
 """GT masks resized with NumPy in a process before the Numba kernel takes over: a small
 set (the bundled example has 14) is not worth the kernel's first compilation (~0.8
 CPU-s); a large one gains ~1 ms per mask. Both give the same pixels (tested)."""
-_numpy_calls = 0
 
 
 def _resize_above(src: np.ndarray, out_h: int, out_w: int, threshold: float) -> np.ndarray:
     """``resize_linear_halfpixel(src, out_h, out_w) > threshold``, by NumPy or the kernel."""
-    global _numpy_calls
-    if _numpy_calls < _KERNEL_AFTER:
-        _numpy_calls += 1
+    if not _kernel_turn():
         return resize_linear_halfpixel(src, out_h, out_w) > threshold
     return resize_above(src, out_h, out_w, threshold)
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernel_turn import KernelAfter
 from ..errors import StateError
 from ..formats.model import GroundTruth
 from ..params import BOX_FALLBACK_IOU, EvalParams
@@ -62,19 +63,16 @@ class ImageMatch:
     gt_ignore: np.ndarray
 
 
-_KERNEL_AFTER = 512
+_kernel_turn = KernelAfter(512)
 """Image matchings a process runs in plain Python (the kernel's twin,
 :func:`dpeval.evaluation._reference.greedy_match`) before the Numba kernel takes over:
 the bundled example needs 168 (14 images x 4 modes x 3 area ranges), which take about
 20 ms in Python, against 0.7 s to compile the kernel on a first run. Both give the same
 matches (``tests/unit/test_match.py`` compares them)."""
-_python_calls = 0
 
 
 def _greedy_match(*args: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    global _python_calls
-    if _python_calls < _KERNEL_AFTER:
-        _python_calls += 1
+    if not _kernel_turn():
         return _reference.greedy_match(*args)  # type: ignore[arg-type]
     return _kernels.greedy_match(*args)
 

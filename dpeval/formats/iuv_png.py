@@ -38,6 +38,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from .._kernel_turn import KernelAfter
 from ..errors import FormatError
 
 try:  # ISA-L's inflate: the same streams, about 2.5x less CPU than zlib's
@@ -331,30 +332,21 @@ def _decode(
     return iuv
 
 
-_KERNEL_AFTER = 64
+_kernel_turn = KernelAfter(64)
 """IUV maps a process decodes with Pillow before ISA-L + :func:`~dpeval.formats._kernels.
 png_unfilter` take over the 8-bit RGB(A) ones: a small run (the bundled example decodes
 14) is not worth the kernel's first compilation; a large one decodes each map about 5x
 faster. Both give the same bytes (tested on every PNG filter type)."""
-_pillow_calls = 0
 
 
 def warm_decoder(n_maps: int) -> None:
     """Load the PNG unfilter kernel now when about ``n_maps`` maps will be decoded (more
     than Pillow's share): a process that forks decoding workers afterwards hands them a
     started Numba (about 0.4 s of each worker's start-up on the project machine)."""
-    if n_maps > _KERNEL_AFTER:
+    if n_maps > _kernel_turn.n:
         from ._kernels import png_unfilter
 
         png_unfilter(np.zeros(4, np.uint8), 1, 3, 3, np.zeros((1, 3), np.uint8))
-
-
-def _kernel_turn() -> bool:
-    global _pillow_calls
-    if _pillow_calls < _KERNEL_AFTER:
-        _pillow_calls += 1
-        return False
-    return True
 
 
 def _decode_rgb8(

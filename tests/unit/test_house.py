@@ -20,7 +20,7 @@ PKG = ROOT / "dpeval"
 # stage of each top-level name under dpeval; equal stages may not import each other
 STAGES: dict[str, float] = {
     "errors": 0, "_typing": 0, "_io": 0, "_safe_pickle": 0, "_argtypes": 0, "_output": 0,
-    "_assets": 0,
+    "_assets": 0, "_kernel_turn": 0,
     "distributed": 0,  # generic Dask helpers only; stage code ships its own tasks
     "template": 1,
     "params": 1.5,  # reads the part tables from template

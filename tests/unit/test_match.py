@@ -225,7 +225,7 @@ def test_batched_matching_equals_image_by_image(monkeypatch):
         )
     gt = SimpleNamespace(annotations=anns, images=dict.fromkeys(range(400)), categories={1: "p"})
     sims = SimpleNamespace(images=images)
-    monkeypatch.setattr(match_mod, "_python_calls", 10**9)  # the kernel, not the twin
+    monkeypatch.setattr(match_mod._kernel_turn, "calls", 10**9)  # the kernel, not the twin
     for metric in ("gps", "gpsm", "iou"):
         params = EvalParams(metric=metric)
         assert len(images) * len(params.area_ranges) >= match_mod.BATCH_AFTER
@@ -233,7 +233,7 @@ def test_batched_matching_equals_image_by_image(monkeypatch):
         monkeypatch.setattr(match_mod, "BATCH_AFTER", 10**9)
         single = match_mod.match(sims, gt, params)
         monkeypatch.undo()
-        monkeypatch.setattr(match_mod, "_python_calls", 10**9)
+        monkeypatch.setattr(match_mod._kernel_turn, "calls", 10**9)
         assert batched.images.keys() == single.images.keys()
         assert (batched.image_ids, batched.cat_ids) == (single.image_ids, single.cat_ids)
         for key, want in single.images.items():

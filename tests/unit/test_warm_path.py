@@ -71,7 +71,7 @@ def _filter(rows: np.ndarray, types: np.ndarray, bpp: int) -> bytes:
 @pytest.fixture()
 def kernel_path(monkeypatch):
     """decode_iuv takes the ISA-L + kernel path from the first map on."""
-    monkeypatch.setattr(iuv_png, "_pillow_calls", iuv_png._KERNEL_AFTER)
+    monkeypatch.setattr(iuv_png._kernel_turn, "calls", iuv_png._kernel_turn.n)
 
 
 @pytest.mark.parametrize("bpp", [3, 4])
