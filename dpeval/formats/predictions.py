@@ -12,8 +12,8 @@ Formats (detected from the content, not the extension; ``format=`` overrides):
     COCO DensePose challenge results: a JSON list of ``{image_id, category_id, bbox,
     score, uv_shape, uv_data}`` (spec §1.2a). Eager checks: every key present, ids
     integers, bbox and score finite, ``uv_shape`` = [3, H, W] positive ints, the PNG
-    header of ``uv_data`` (size = uv_shape, pixel cap, 8-bit RGB), read from the first
-    44 base64 characters before anything else, then the integrity of every PNG (chunk
+    header of ``uv_data`` (size = uv_shape, pixel cap, 8-bit RGB), checked before any
+    pixel is inflated, then the integrity of every PNG (chunk
     CRCs, a complete zlib stream of the right length, inflated in 1 MiB steps and not
     kept). Pixels are decoded lazily (``validate_all=True`` decodes all now, as ``dpeval
     validate`` does, which also checks part ids).
@@ -351,9 +351,10 @@ def _check_png(
 ) -> bytes:
     """Check a base64 PNG without decoding its pixels -> the PNG bytes.
 
-    The header is read from the first 44 base64 characters before anything else (size
-    against ``uv_shape``, pixel cap); then the whole text is base64-decoded and the PNG
-    checked by :func:`~dpeval.formats.iuv_png.check_png_stream` (chunk CRCs, complete
+    The header (size against ``uv_shape``, pixel cap) is checked first, from the decoded
+    text when it is one line of valid base64 (decoded once), else from its first 44
+    characters before the whole text is decoded (MIME line breaks, broken base64, whose
+    header problems are named first); then the PNG is checked by :func:`~dpeval.formats.iuv_png.check_png_stream` (chunk CRCs, complete
     zlib stream of the right length), so a corrupt map is found even on a detection the
     scorer never decodes (the official evaluator decodes every map).
     """
