@@ -354,9 +354,10 @@ def _check_png(
     The header (size against ``uv_shape``, pixel cap) is checked first, from the decoded
     text when it is one line of valid base64 (decoded once), else from its first 44
     characters before the whole text is decoded (MIME line breaks, broken base64, whose
-    header problems are named first); then the PNG is checked by :func:`~dpeval.formats.iuv_png.check_png_stream` (chunk CRCs, complete
-    zlib stream of the right length), so a corrupt map is found even on a detection the
-    scorer never decodes (the official evaluator decodes every map).
+    header problems are named first); then the PNG is checked by
+    :func:`~dpeval.formats.iuv_png.check_png_stream` (chunk CRCs, complete zlib stream of
+    the right length), so a corrupt map is found even on a detection the scorer never
+    decodes (the official evaluator decodes every map).
     """
     try:  # the common case: one line of valid base64; its first 33 bytes are the header
         png: bytes | None = binascii.a2b_base64(data, strict_mode=True)
